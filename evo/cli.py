@@ -1,0 +1,53 @@
+"""The `evo` command: wires the subcommands in `evo.commands` together."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Each module registers one or more subcommands and sets `func(args) -> int` on them.
+_COMMAND_MODULES = ("capture", "score", "search", "replace")
+
+
+class UserError(Exception):
+    """A mistake in the user's input: printed as one clear line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the parser with every available subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="evo",
+        description="headcode: explain attention heads as short Python programs.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"evo.commands.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"evo.commands.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs `evo`; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"evo {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"evo {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

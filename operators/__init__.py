@@ -1,0 +1,1 @@
+"""Variation operators: offline symbolic ones and LLM-driven ones."""
