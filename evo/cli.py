@@ -6,12 +6,10 @@ import argparse
 import importlib
 import sys
 
+from evo.errors import UserError
+
 # Each module registers one or more subcommands and sets `func(args) -> int` on them.
 _COMMAND_MODULES = ("capture", "score", "search", "replace")
-
-
-class UserError(Exception):
-    """A mistake in the user's input: printed as one clear line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
