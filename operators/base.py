@@ -1,0 +1,58 @@
+"""The operator interface: what the search asks for and what an operator gives back."""
+
+import dataclasses
+from typing import Protocol
+
+import numpy as np
+
+KINDS = ("mutate", "crossover")
+
+
+@dataclasses.dataclass(frozen=True)
+class Parent:
+    """A program chosen to breed from."""
+
+    id: str
+    source: str
+    iou: np.ndarray  # (K,) against every head
+    length: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One child wanted from one or two parents."""
+
+    kind: str  # "mutate" or "crossover"
+    parents: tuple[Parent, ...]  # 1 for mutate, 2 for crossover
+    heads: tuple[int, ...]  # target head indices k (the head or island the parents were chosen for)
+    seed: int  # the request's own seed: results do not depend on batch order or concurrency
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"Request.kind must be one of {KINDS}, got {self.kind!r}")
+        wanted = 1 if self.kind == "mutate" else 2
+        if len(self.parents) != wanted:
+            raise ValueError(f"a {self.kind} request takes {wanted} parent(s), got {len(self.parents)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Child:
+    """One offspring program, or the reason there is none."""
+
+    source: str | None  # None when the operator failed
+    parents: tuple[str, ...]
+    operator: str  # e.g. "symbolic.shift_offset", "llm.rewrite"
+    error: str | None = None
+    meta: dict = dataclasses.field(default_factory=dict)  # e.g. LLM usage, latency
+
+
+class Operator(Protocol):
+    """Turns requests into children, one per request, in the same order.
+
+    Optional hooks the search calls when present: `stats() -> dict`,
+    `state_dict() -> dict`, `load_state_dict(state) -> None`, `exhausted() -> str | None`.
+    """
+
+    name: str
+
+    def vary(self, requests: list[Request]) -> list[Child]: ...
