@@ -1,0 +1,219 @@
+"""LLM mutation and crossover over any OpenAI-compatible chat endpoint.
+
+Calls run concurrently in a thread pool while results keep request order. Every call is
+counted (tokens, cost) and logged to `llm_calls.jsonl` in the run directory. After
+repeated failed calls the operator hands requests to its offline fallback for a while,
+then tries the endpoint again.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import logging
+import pathlib
+import threading
+import time
+
+import numpy as np
+
+from operators import base, budget, llm_client, parse, prompting
+
+log = logging.getLogger("headcode.llm")
+LOG_NAME = "llm_calls.jsonl"
+STATE_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class LLMSettings:
+    model: str = "gpt-4.1-mini"
+    base_url: str | None = None          # None: api.openai.com
+    concurrency: int = 4                 # calls in flight at once
+    timeout: float = 120.0               # seconds per attempt
+    retries: int = 4                     # further attempts on timeouts, 429 and 5xx
+    backoff: float = 2.0                 # seconds before the first retry, doubled each time
+    max_cost: float | None = None        # USD; the search stops cleanly once reached
+    max_tokens: int | None = None        # prompt + completion tokens; same
+    price_in: float | None = None        # USD per 1M prompt tokens (overrides the built-in table)
+    price_out: float | None = None       # USD per 1M completion tokens
+    temperature: float = 0.8
+    max_reply_tokens: int = 4096
+    edit_ratio: float = 0.5              # share of mutations asked as SEARCH/REPLACE edits
+    prompts_dir: str | None = None       # directory of template files overriding the built-in ones
+    run_dir: str | None = None           # where llm_calls.jsonl goes; None: no log
+    fallback_after: int = 3              # consecutive failed calls before using the offline fallback
+    fallback_seconds: float = 300.0      # how long to stay on the fallback before trying again
+
+    def __post_init__(self):
+        from evo.errors import UserError
+        if self.concurrency < 1:
+            raise UserError(f"--llm-concurrency must be at least 1, got {self.concurrency}")
+        if self.timeout <= 0:
+            raise UserError(f"--llm-timeout must be positive, got {self.timeout}")
+        if not 0.0 <= self.edit_ratio <= 1.0:
+            raise UserError(f"the edit ratio must be within [0, 1], got {self.edit_ratio}")
+
+
+class LLMOperator:
+    """Mutation (rewrite or SEARCH/REPLACE edit) and crossover written by an LLM."""
+
+    name = "llm"
+
+    def __init__(self, settings: LLMSettings, aset_path, key: str,
+                 fallback: base.Operator | None = None, client: llm_client.ChatClient | None = None,
+                 prompt_config: prompting.PromptConfig = prompting.PromptConfig(), aset=None):
+        self.settings = settings
+        self.aset_path = pathlib.Path(aset_path)
+        self.fallback = fallback
+        self.templates = prompting.load_templates(settings.prompts_dir)
+        self.ledger = budget.Ledger(budget.price(settings.model, settings.price_in, settings.price_out),
+                                    settings.max_cost, settings.max_tokens)
+        self.client = client or llm_client.ChatClient(llm_client.ClientConfig(
+            model=settings.model, base_url=settings.base_url, timeout=settings.timeout,
+            retries=settings.retries, backoff=settings.backoff,
+            max_reply_tokens=settings.max_reply_tokens), key)
+        self.prompt_config = prompt_config
+        self._aset = aset                  # an already loaded AttentionSet, else read from aset_path
+        self._probe: prompting.Probe | None = None
+        self._system: str | None = None
+        self._lock = threading.Lock()
+        self._log_lock = threading.Lock()
+        self._failures = 0                 # consecutive failed calls
+        self._fallback_until = 0.0         # time.monotonic() until which the fallback is used
+        self._fallback_reason: str | None = None
+
+    # --- the Operator interface -------------------------------------------------
+    def vary(self, requests: list[base.Request]) -> list[base.Child]:
+        """Returns one child per request, in request order, with calls running concurrently."""
+        if not requests:
+            return []
+        reason = self._fallback_active()
+        if reason is not None and self.fallback is not None:
+            return self._from_fallback(requests, reason)
+        self._prepare()
+        workers = min(self.settings.concurrency, len(requests))
+        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="llm") as pool:
+            return list(pool.map(self._one, requests))
+
+    def stats(self) -> dict:
+        """Returns counters for the progress display."""
+        counts = self.ledger.snapshot()
+        shown = {key: counts[key] for key in ("calls", "programs", "parse_errors", "failed_calls", "retries")}
+        shown["tokens"] = counts["prompt_tokens"] + counts["completion_tokens"]
+        shown["cost"] = round(counts["cost"], 4)
+        shown["fallback_children"] = counts["fallback_children"]
+        shown["fallback"] = self._fallback_active()
+        return shown
+
+    def state_dict(self) -> dict:
+        """Returns the counters and budgets for the checkpoint (never the API key)."""
+        return {"version": STATE_VERSION, "model": self.settings.model, "ledger": self.ledger.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores counters and budgets saved by `state_dict`."""
+        from evo.errors import UserError
+        if state.get("version") != STATE_VERSION:
+            raise UserError(f"LLM operator state has version {state.get('version')!r}, expected {STATE_VERSION}")
+        self.ledger.load_state_dict(state["ledger"])
+
+    def exhausted(self) -> str | None:
+        """Returns why the LLM budget is spent, or None."""
+        return self.ledger.exhausted()
+
+    # --- one request ------------------------------------------------------------
+    def _prepare(self) -> None:
+        """Loads the attention sample and the system message once."""
+        with self._lock:
+            if self._probe is None:
+                aset = self._aset
+                if aset is None:
+                    from evo import attention_set
+                    aset = attention_set.AttentionSet.load(self.aset_path)
+                self._probe = prompting.Probe(aset, self.prompt_config)
+                self._system = prompting.system_message(self.templates)
+
+    def _one(self, request: base.Request) -> base.Child:
+        """Returns the child for one request: prompt, call, parse, account, log."""
+        rng = np.random.default_rng([request.seed, 0x4C4C4D])
+        form = "crossover" if request.kind == "crossover" else (
+            "edit" if rng.random() < self.settings.edit_ratio else "rewrite")
+        parents = tuple(p.id for p in request.parents)
+        spent = self.ledger.exhausted()
+        if spent is not None:
+            return base.Child(None, parents, f"llm.{form}", error=spent)
+        if form == "crossover":
+            messages = prompting.crossover_messages(self.templates, self._system, self._probe, request, rng)
+        else:
+            messages = prompting.mutation_messages(self.templates, self._system, self._probe, request, form, rng)
+        reply = self.client.chat(messages, self.settings.temperature, request.seed % 2**31)
+        parsed = self._parse(reply, form, request)
+        outcome = "failed" if reply.text is None else ("program" if parsed.source else "parse_error")
+        cost = self.ledger.record_call(reply.prompt_tokens, reply.completion_tokens, reply.latency,
+                                       max(reply.attempts - 1, 0), outcome)
+        self._note_outcome(reply)
+        meta = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
+                "cost": cost, "latency": round(reply.latency, 3), "attempts": reply.attempts,
+                "model": self.settings.model}
+        self._log(request, form, messages, reply, parsed, meta)
+        error = reply.error if reply.text is None else parsed.error
+        return base.Child(parsed.source, parents, f"llm.{form}", error=error, meta=meta)
+
+    def _parse(self, reply: llm_client.Reply, form: str, request: base.Request) -> parse.Parsed:
+        """Returns the program in a reply: an edit of the parent, or a whole new program."""
+        if reply.text is None:
+            return parse.Parsed(None, reply.error)
+        if form == "edit":
+            return parse.apply_edits(request.parents[0].source, reply.text)
+        parsed = parse.extract_program(reply.text)
+        if parsed.source is None and reply.finish_reason == "length":
+            return parse.Parsed(None, f"{parsed.error} (reply cut at max tokens)")
+        return parsed
+
+    # --- failures and the offline fallback ----------------------------------------
+    def _note_outcome(self, reply: llm_client.Reply) -> None:
+        """Counts consecutive failed calls and switches to the fallback after too many."""
+        with self._lock:
+            if reply.text is not None:
+                self._failures = 0
+                return
+            self._failures += 1
+            if self._failures < self.settings.fallback_after:
+                return
+            self._failures = 0
+            self._fallback_until = time.monotonic() + self.settings.fallback_seconds
+            self._fallback_reason = (f"{self.settings.fallback_after} LLM calls failed in a row "
+                                     f"(last: {reply.error}); offline operators for "
+                                     f"{self.settings.fallback_seconds:.0f} s")
+        log.warning("%s", self._fallback_reason)
+
+    def _fallback_active(self) -> str | None:
+        """Returns why the fallback is in use now, or None."""
+        with self._lock:
+            if time.monotonic() < self._fallback_until:
+                return self._fallback_reason
+            return None
+
+    def _from_fallback(self, requests: list[base.Request], reason: str) -> list[base.Child]:
+        """Returns the offline fallback's children, marked as made in the LLM's place."""
+        children = self.fallback.vary(requests)
+        self.ledger.record_fallback(len(children))
+        return [dataclasses.replace(c, meta={**c.meta, "llm_fallback": reason}) for c in children]
+
+    # --- the call log -------------------------------------------------------------
+    def _log(self, request, form, messages, reply, parsed, meta) -> None:
+        """Appends one call to llm_calls.jsonl in the run directory."""
+        if self.settings.run_dir is None:
+            return
+        record = {"time": time.time(), "seed": request.seed, "kind": request.kind, "form": form,
+                  "parents": [p.id for p in request.parents], "heads": list(request.heads),
+                  "messages": messages, "reply": reply.text, "finish_reason": reply.finish_reason,
+                  "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens},
+                  **{k: meta[k] for k in ("cost", "latency", "attempts", "model")},
+                  "error": reply.error, "program": parsed.source, "parse_error": parsed.error if reply.text else None}
+        path = pathlib.Path(self.settings.run_dir) / LOG_NAME
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        with self._log_lock:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(line)

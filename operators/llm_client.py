@@ -1,0 +1,119 @@
+"""One chat call to an OpenAI-compatible endpoint, with timeout and retries with backoff."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import time
+from typing import Callable
+
+import openai
+
+# Local servers (vLLM, Ollama, llama.cpp) accept any key but the client insists on one.
+DUMMY_KEY = "headcode-no-key"
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientConfig:
+    model: str
+    base_url: str | None = None     # None: OpenAI's own endpoint
+    timeout: float = 120.0          # seconds per attempt
+    retries: int = 4                # further attempts after the first, on timeouts, 429 and 5xx
+    backoff: float = 2.0            # seconds before the first retry, doubled each time
+    max_backoff: float = 60.0
+    max_reply_tokens: int = 4096    # completion tokens per call
+
+
+@dataclasses.dataclass(frozen=True)
+class Reply:
+    text: str | None                # None when every attempt failed
+    prompt_tokens: int
+    completion_tokens: int
+    latency: float                  # seconds, all attempts and waits included
+    attempts: int
+    error: str | None = None        # one line, when text is None
+    finish_reason: str | None = None
+
+
+def api_key(base_url: str | None) -> str | None:
+    """Returns the key from $OPENAI_API_KEY; a dummy one for a non-OpenAI base URL; else None."""
+    key = os.environ.get("OPENAI_API_KEY")
+    if key:
+        return key
+    if base_url and "api.openai.com" not in base_url:
+        return DUMMY_KEY
+    return None
+
+
+def _retryable(err: Exception) -> bool:
+    """Returns whether an API error is worth another attempt."""
+    if isinstance(err, (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError)):
+        return True
+    return isinstance(err, openai.APIStatusError) and (err.status_code >= 500 or err.status_code == 408)
+
+
+def _describe(err: Exception) -> str:
+    """Returns a one-line description of an API error."""
+    if isinstance(err, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(err, openai.APIStatusError):
+        return f"HTTP {err.status_code}"
+    if isinstance(err, openai.APIConnectionError):
+        return f"connection error ({err.__cause__ or err})".replace("\n", " ")
+    return f"{type(err).__name__}: {err}".replace("\n", " ")
+
+
+def _retry_after(err: Exception) -> float | None:
+    """Returns the server's Retry-After in seconds, when it sent one."""
+    response = getattr(err, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class ChatClient:
+    """Sends chat requests; the openai client's own retries are off so that ours are counted."""
+
+    def __init__(self, config: ClientConfig, key: str, sleep: Callable[[float], None] = time.sleep):
+        self.config = config
+        self._sleep = sleep
+        self._client = openai.OpenAI(base_url=config.base_url, api_key=key,
+                                     timeout=config.timeout, max_retries=0)
+
+    def chat(self, messages: list[dict], temperature: float, seed: int) -> Reply:
+        """Returns the reply to `messages`, after up to `retries` more attempts on transient errors."""
+        jitter = random.Random(seed)
+        start = time.monotonic()
+        errors: list[str] = []
+        for attempt in range(self.config.retries + 1):
+            try:
+                response = self._client.chat.completions.create(
+                    model=self.config.model, messages=messages, temperature=temperature,
+                    seed=seed, max_tokens=self.config.max_reply_tokens)
+            except openai.APIError as err:
+                errors.append(_describe(err))
+                if not _retryable(err) or attempt == self.config.retries:
+                    break
+                wait = min(self.config.max_backoff, self.config.backoff * 2 ** attempt)
+                wait = _retry_after(err) or wait * (0.5 + jitter.random())
+                self._sleep(min(wait, self.config.max_backoff))
+                continue
+            return _reply(response, time.monotonic() - start, attempt + 1)
+        summary = ", ".join(errors)
+        return Reply(None, 0, 0, time.monotonic() - start, len(errors),
+                     error=f"LLM call failed after {len(errors)} attempt(s): {summary}")
+
+
+def _reply(response, latency: float, attempts: int) -> Reply:
+    """Returns a Reply from a chat.completion response."""
+    usage = response.usage
+    prompt = usage.prompt_tokens if usage else 0
+    completion = usage.completion_tokens if usage else 0
+    if not response.choices:
+        return Reply(None, prompt, completion, latency, attempts, error="reply has no choices")
+    choice = response.choices[0]
+    return Reply(choice.message.content or "", prompt, completion, latency, attempts,
+                 finish_reason=choice.finish_reason)
