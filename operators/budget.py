@@ -32,6 +32,11 @@ def price(model: str, price_in: float | None = None, price_out: float | None = N
     return (base[0] if price_in is None else price_in, base[1] if price_out is None else price_out)
 
 
+def usd(amount: float) -> str:
+    """Returns "$12.50" for amounts from a dollar up, "$0.0031" below."""
+    return f"${amount:,.2f}" if amount >= 1 else f"${amount:.2g}"
+
+
 _COUNTERS = ("calls", "programs", "parse_errors", "failed_calls", "retries",
              "prompt_tokens", "completion_tokens", "cost", "latency_s", "fallback_children")
 
@@ -93,7 +98,7 @@ class Ledger:
             cost = self._counts["cost"]
             tokens = self._counts["prompt_tokens"] + self._counts["completion_tokens"]
         if self.max_cost is not None and cost >= self.max_cost:
-            return f"LLM cost budget ${self.max_cost:.2f} reached (${cost:.2f} spent)"
+            return f"LLM cost budget {usd(self.max_cost)} reached ({usd(cost)} spent)"
         if self.max_tokens is not None and tokens >= self.max_tokens:
             return f"LLM token budget {self.max_tokens:,} reached ({tokens:,} used)"
         return None

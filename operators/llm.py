@@ -113,6 +113,8 @@ class LLMOperator:
     def load_state_dict(self, state: dict) -> None:
         """Restores counters and budgets saved by `state_dict`."""
         from evo.errors import UserError
+        if not state:
+            return  # a checkpoint from before any LLM state was kept
         if state.get("version") != STATE_VERSION:
             raise UserError(f"LLM operator state has version {state.get('version')!r}, expected {STATE_VERSION}")
         self.ledger.load_state_dict(state["ledger"])
