@@ -278,3 +278,11 @@ def test_split_other_than_search_with_a_file_is_a_user_error(tmp_path):
     path = write(tmp_path, "s.txt", "A sentence.\n")
     with pytest.raises(UserError, match="only to the built-in corpus"):
         corpus.load(path, split="validation")
+
+
+def test_corpus_md_states_the_current_sizes_and_fingerprints():
+    doc = (pathlib.Path(corpus.__file__).parent / "data" / "CORPUS.md").read_text(encoding="utf-8")
+    for split, size in corpus.sizes().items():
+        row = f"| `{split}` | {size} |"
+        assert row in doc, row
+        assert f"`{corpus.load(split=split).fingerprint}`" in doc, split
