@@ -14,11 +14,12 @@ is packed the same way into (E,) and scored against all heads in one pass.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
-# Bound on the float32 temporaries of one scoring pass (heads are processed in chunks).
-CHUNK_BYTES = 64 * 2**20
+# Heads are scored in chunks whose float32 temporaries stay about this size (cache-friendly).
+CHUNK_BYTES = 4 * 2**20
 
 
 def normalise(raw: np.ndarray, n: int, causal: bool) -> np.ndarray:
@@ -87,7 +88,16 @@ class Layout:
 
     def indices(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Returns the (rows, cols) of the packed entries of an (n, n) matrix, row-major."""
-        return np.tril_indices(n) if self.causal else np.indices((n, n)).reshape(2, -1)
+        return _indices(n, self.causal)
+
+
+@functools.lru_cache(maxsize=1024)
+def _indices(n: int, causal: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Returns the row-major (rows, cols) of the lower triangle (causal) or of all entries."""
+    rows, cols = np.tril_indices(n) if causal else np.indices((n, n)).reshape(2, -1)
+    rows.setflags(write=False)
+    cols.setflags(write=False)
+    return rows, cols
 
 
 class Targets:
