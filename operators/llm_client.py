@@ -37,10 +37,11 @@ class Reply:
 
 
 def api_key(base_url: str | None) -> str | None:
-    """Returns the key from $OPENAI_API_KEY; a dummy one for a non-OpenAI base URL; else None."""
+    """Returns the key from $OPENAI_API_KEY; a dummy one for a non-OpenAI endpoint; else None."""
     key = os.environ.get("OPENAI_API_KEY")
     if key:
         return key
+    base_url = base_url or os.environ.get("OPENAI_BASE_URL")
     if base_url and "api.openai.com" not in base_url:
         return DUMMY_KEY
     return None

@@ -95,12 +95,16 @@ def keep_attention_module(source: str) -> str:
         node = defs[name]
         keep.add(id(node))
         todo.extend(_names_used(node))
-    body = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom)) or id(n) in keep]
     docstring = _module_docstring(tree)
-    if docstring is not None:
-        body.insert(0, docstring)
+    body = [n for n in tree.body
+            if isinstance(n, (ast.Import, ast.ImportFrom)) or id(n) in keep or n is docstring]
+    if len(body) == len(tree.body):
+        return source.strip("\n") + "\n"
     lines = source.split("\n")
-    return "\n\n".join(_segment(lines, n) for n in body) + "\n"
+    parts = [_segment(lines, n) for n in body]
+    return "".join(p + ("\n\n\n" if isinstance(n, (ast.FunctionDef, ast.ClassDef)) or
+                        isinstance(nxt, (ast.FunctionDef, ast.ClassDef)) else "\n")
+                   for p, n, nxt in zip(parts, body, body[1:] + [None])).rstrip("\n") + "\n"
 
 
 def _defined_names(node: ast.stmt) -> list[str]:

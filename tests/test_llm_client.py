@@ -57,6 +57,7 @@ def test_unreachable_endpoint_is_a_connection_error_result():
 
 def test_key_comes_from_environment_or_dummy_for_local_servers(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     assert llm_client.api_key(None) is None
     assert llm_client.api_key("https://api.openai.com/v1") is None
     assert llm_client.api_key("http://localhost:8000/v1") == llm_client.DUMMY_KEY

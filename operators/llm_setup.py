@@ -1,0 +1,82 @@
+"""The LLM flags of `evo search`, and building the "llm" and "mixed" operators from a run's settings."""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+from operators import base, interleave, llm, llm_client
+
+# settings key -> (flag, type, default, help)
+FLAGS = {
+    "llm_model": ("--llm-model", str, "gpt-4.1-mini", "chat model name at the endpoint"),
+    "llm_base_url": ("--llm-base-url", str, None,
+                     "OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: OpenAI, "
+                     "or $OPENAI_BASE_URL); the key is read from $OPENAI_API_KEY"),
+    "llm_ratio": ("--llm-ratio", float, 0.5, "share of requests sent to the LLM with --operators mixed"),
+    "llm_concurrency": ("--llm-concurrency", int, 4, "LLM calls in flight at once"),
+    "llm_timeout": ("--llm-timeout", float, 120.0, "seconds per LLM request before it is retried"),
+    "llm_retries": ("--llm-retries", int, 4, "retries per call on timeouts, 429 and 5xx (with backoff)"),
+    "max_cost": ("--max-cost", float, None, "stop the search once the LLM calls cost this many USD"),
+    "max_tokens": ("--max-tokens", int, None, "stop the search once the LLM calls used this many tokens"),
+    "llm_price_in": ("--llm-price-in", float, None, "USD per 1M prompt tokens (default: built-in table)"),
+    "llm_price_out": ("--llm-price-out", float, None, "USD per 1M completion tokens (default: built-in table)"),
+    "llm_temperature": ("--llm-temperature", float, 0.8, "sampling temperature"),
+    "llm_edit_ratio": ("--llm-edit-ratio", float, 0.5,
+                       "share of LLM mutations asked as SEARCH/REPLACE edits rather than rewrites"),
+    "llm_max_reply_tokens": ("--llm-max-reply-tokens", int, 4096, "completion tokens per call at most"),
+    "prompts_dir": ("--prompts-dir", str, None, "directory of prompt templates overriding the built-in ones"),
+}
+
+
+def add_arguments(parser) -> None:
+    """Adds the LLM flags to a command's parser."""
+    group = parser.add_argument_group("LLM operators (--operators llm or mixed)")
+    for key, (flag, kind, default, text) in FLAGS.items():
+        shown = f" (default: {default})" if default is not None and "default" not in text else ""
+        group.add_argument(flag, dest=key, type=kind, default=default, help=text + shown)
+
+
+def settings_from_args(args) -> dict:
+    """Returns the LLM settings a run stores in its config.json (never the API key)."""
+    settings = {key: getattr(args, key, default) for key, (_, _, default, _) in FLAGS.items()}
+    if settings["prompts_dir"]:
+        settings["prompts_dir"] = str(pathlib.Path(settings["prompts_dir"]).resolve())
+    return settings
+
+
+def unavailable(settings: dict) -> str | None:
+    """Returns why the LLM operators cannot run (no key, no endpoint), or None."""
+    base_url = settings.get("llm_base_url")
+    if llm_client.api_key(base_url) is None:
+        return ("no OPENAI_API_KEY in the environment and no --llm-base-url for a local server")
+    return None
+
+
+def llm_settings(settings: dict) -> llm.LLMSettings:
+    """Returns the operator's settings from a run's stored settings (defaults for missing keys)."""
+    get = lambda key: settings.get(key, FLAGS[key][2])  # noqa: E731
+    return llm.LLMSettings(
+        model=get("llm_model"), base_url=get("llm_base_url"), concurrency=get("llm_concurrency"),
+        timeout=get("llm_timeout"), retries=get("llm_retries"), max_cost=get("max_cost"),
+        max_tokens=get("max_tokens"), price_in=get("llm_price_in"), price_out=get("llm_price_out"),
+        temperature=get("llm_temperature"), edit_ratio=get("llm_edit_ratio"),
+        max_reply_tokens=get("llm_max_reply_tokens"), prompts_dir=get("prompts_dir"),
+        run_dir=settings.get("run_dir"))
+
+
+def build(settings: dict, aset_path, offline: base.Operator, say=None) -> base.Operator:
+    """Returns the operator for settings["operators"]: the LLM's, mixed, or `offline` when no LLM is usable."""
+    kind = settings.get("operators", "offline")
+    if kind == "offline":
+        return offline
+    say = say or (lambda text: print(text, file=sys.stderr))
+    reason = unavailable(settings)
+    if reason is not None:
+        say(f"evo search: using the offline operators instead of --operators {kind}: {reason}")
+        return offline
+    key = llm_client.api_key(settings.get("llm_base_url"))
+    operator = llm.LLMOperator(llm_settings(settings), aset_path, key, fallback=offline)
+    if kind == "mixed":
+        return interleave.Interleaved(operator, offline, settings.get("llm_ratio", FLAGS["llm_ratio"][2]))
+    return operator
