@@ -1,0 +1,288 @@
+"""Weighted mixes of programs: reading, merging and writing `w1 * _rows(_a(tokens)) + ...`.
+
+A mix program's `attention` returns one sum of weighted terms, each term a helper's output
+with rows normalised (optionally raised to a power first), so a weight means the share of
+each row's attention that part gets. Any other program reads as a one-term mix whose
+`attention` is renamed to a private helper.
+"""
+
+import ast
+import dataclasses
+
+import numpy as np
+
+from operators import ast_edits
+from operators.ast_edits import NotApplicable
+
+ROWS = "_rows"
+
+_ROWS_SOURCE = '''
+def _rows(a):
+    """Returns `a` {mask}with each row scaled to sum to 1 (empty rows stay 0)."""
+    a = {expr}
+    s = a.sum(axis=1, keepdims=True)
+    return np.divide(a, s, out=np.zeros_like(a), where=s > 0)
+'''
+
+_PATTERNS = {
+    "_sink": ('Returns every token attending to the first token.',
+              "a = np.zeros((n, n))\n    a[:, 0] = 1.0\n    return a"),
+    "_previous": ('Returns every token attending to the one before it (the first to itself).',
+                  "a = np.eye(n, k=-1)\n    a[0, 0] = 1.0\n    return a"),
+    "_self": ('Returns every token attending to itself.', "return np.eye(n)"),
+    "_uniform": ('Returns every token attending equally to all tokens it can see.',
+                 "return {uniform}"),
+}
+PATTERNS = tuple(_PATTERNS)
+
+
+def rows_def(causal: bool) -> ast.FunctionDef:
+    """Returns the `_rows` helper for a causal or bidirectional model."""
+    expr = "np.tril(np.asarray(a, dtype=float))" if causal else "np.asarray(a, dtype=float)"
+    text = _ROWS_SOURCE.format(mask="causally masked, " if causal else "", expr=expr)
+    return ast.parse(text).body[0]
+
+
+def pattern_def(name: str, causal: bool) -> ast.FunctionDef:
+    """Returns the helper function for a simple pattern."""
+    doc, body = _PATTERNS[name]
+    body = body.format(uniform="np.tril(np.ones((n, n)))" if causal else "np.ones((n, n))")
+    text = f'def {name}(tokens):\n    """{doc}"""\n    n = len(tokens)\n    {body}\n'
+    return ast.parse(text).body[0]
+
+
+def pattern_matrix(name: str, n: int, causal: bool) -> np.ndarray:
+    """Returns the raw (n, n) output of a simple pattern, computed in this trusted process."""
+    if name == "_sink":
+        a = np.zeros((n, n))
+        a[:, 0] = 1.0
+    elif name == "_previous":
+        a = np.eye(n, k=-1)
+        a[0, 0] = 1.0
+    elif name == "_self":
+        a = np.eye(n)
+    else:
+        a = np.tril(np.ones((n, n))) if causal else np.ones((n, n))
+    return a
+
+
+def known_pattern(stmt: ast.stmt, causal: bool) -> str | None:
+    """Returns the pattern name when the def is exactly a simple pattern's helper."""
+    if isinstance(stmt, ast.FunctionDef) and stmt.name in _PATTERNS:
+        if ast.dump(stmt) == ast.dump(pattern_def(stmt.name, causal)):
+            return stmt.name
+    return None
+
+
+@dataclasses.dataclass
+class Term:
+    weight: float
+    func: str           # a top-level helper taking the tokens
+    power: float = 1.0  # applied to the helper's output before rows are normalised
+
+
+@dataclasses.dataclass
+class Mix:
+    imports: dict       # bound name -> (module, attribute or None)
+    defs: list          # top-level statements other than imports and `attention`
+    terms: list
+
+    def def_named(self, name: str) -> ast.stmt | None:
+        """Returns the top-level statement binding `name`, if any."""
+        return next((s for s in self.defs if ast_edits.defined_name(s) == name), None)
+
+    def names(self) -> set[str]:
+        """Returns every identifier the mix uses or binds."""
+        return set(self.imports) | ast_edits.all_identifiers(self.defs) | {t.func for t in self.terms}
+
+
+def read(source: str, causal: bool) -> Mix:
+    """Returns the program as a mix: its own terms when it is one, else one term."""
+    tree = ast_edits.parse(source)
+    att = ast_edits.entry(tree)
+    body = ast_edits.docstring_free(tree.body)
+    imports = ast_edits.import_bindings([s for s in body if isinstance(s, (ast.Import, ast.ImportFrom))])
+    defs = [s for s in body if not isinstance(s, (ast.Import, ast.ImportFrom)) and s is not att]
+    mix = Mix(imports, defs, [])
+    rows = mix.def_named(ROWS)
+    if rows is not None and ast.dump(rows) != ast.dump(rows_def(causal)):
+        ast_edits.rename(defs + [att], {ROWS: ast_edits.fresh(ROWS, mix.names() | {ast_edits.ENTRY})})
+    terms = _terms(att, mix)
+    if terms is not None:
+        mix.terms = terms
+    else:
+        name = ast_edits.fresh("_a", mix.names() | ast_edits.all_identifiers([att]))
+        att.name = name
+        mix.defs.append(att)
+        mix.terms = [Term(1.0, name)]
+    return mix
+
+
+def _terms(att: ast.FunctionDef, mix: Mix) -> list[Term] | None:
+    """Returns the terms of a mix-form `attention`, or None when it is not one."""
+    body = ast_edits.docstring_free(att.body)
+    if len(att.args.args) != 1 or len(body) != 1 or not isinstance(body[0], ast.Return) or body[0].value is None:
+        return None
+    param = att.args.args[0].arg
+    parts, node = [], body[0].value
+    while isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        parts.append(node.right)
+        node = node.left
+    parts.append(node)
+    terms = [_term(p, param, mix, single=len(parts) == 1) for p in reversed(parts)]
+    return None if any(t is None for t in terms) else terms
+
+
+def _term(node: ast.expr, param: str, mix: Mix, single: bool) -> Term | None:
+    """Returns one `w * _rows(f(tokens) ** p)` term, or None."""
+    weight = 1.0
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult) and _number(node.left):
+        weight, node = float(node.left.value), node.right
+    if _call_of(node, ROWS) and len(node.args) == 1 and mix.def_named(ROWS) is not None:
+        node = node.args[0]
+    elif not single:
+        return None
+    power = 1.0
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow) and _number(node.right):
+        power, node = float(node.right.value), node.left
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords
+            and len(node.args) == 1 and isinstance(node.args[0], ast.Name) and node.args[0].id == param):
+        return None
+    helper = mix.def_named(node.func.id)
+    if not isinstance(helper, ast.FunctionDef) or len(helper.args.args) != 1 or weight < 0 or power <= 0:
+        return None
+    return Term(weight, node.func.id, power)
+
+
+def _number(node) -> bool:
+    return isinstance(node, ast.Constant) and type(node.value) in (int, float)
+
+
+def _call_of(node, name: str) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
+
+
+def scaled(mix: Mix, share: float) -> list[Term]:
+    """Returns the mix's terms with weights rescaled to sum to `share`."""
+    total = sum(t.weight for t in mix.terms)
+    if total <= 0:
+        raise NotApplicable("mix weights sum to zero")
+    return [Term(t.weight * share / total, t.func, t.power) for t in mix.terms]
+
+
+def merge(a: Mix, b: Mix, w: float) -> Mix:
+    """Returns `w * a + (1 - w) * b` as one flat mix; b's helpers are shared or renamed."""
+    b = Mix(dict(b.imports), ast_edits.clone(b.defs), [dataclasses.replace(t) for t in b.terms])
+    imports = dict(a.imports)
+    for name, target in b.imports.items():
+        if imports.get(name, target) != target or a.def_named(name) is not None:
+            raise NotApplicable(f"both parents bind `{name}` to different things")
+        imports[name] = target
+    final = _resolve_names(a, b)
+    ast_edits.rename(b.defs, final)
+    for t in b.terms:
+        t.func = final.get(t.func, t.func)
+    seen = {ast.dump(s) for s in a.defs}
+    defs = a.defs + [s for s in b.defs if ast.dump(s) not in seen]
+    return Mix(imports, defs, scaled(a, w) + scaled(b, 1.0 - w))
+
+
+def _resolve_names(a: Mix, b: Mix) -> dict[str, str]:
+    """Returns new names for b's helpers: a's name for a twin of a's helper, else one free in a."""
+    names = [ast_edits.defined_name(s) for s in b.defs if ast_edits.defined_name(s)]
+    temp = {n: f"zz_merge_{i}" for i, n in enumerate(names)}
+    ast_edits.rename(b.defs, temp)
+    pending = {temp[n]: n for n in names}
+    twins = {_anonymous(s): ast_edits.defined_name(s) for s in a.defs if ast_edits.defined_name(s)}
+    taken = a.names() | b.names() | {ast_edits.ENTRY}
+    final = {}
+    while pending:
+        ready = [t for t in pending if not (_refs(b, t) & (set(pending) - {t}))] or list(pending)[:1]
+        for t in ready:
+            stmt = b.def_named(t)
+            original = pending.pop(t)
+            name = twins.get(_anonymous(stmt))
+            if name is None:
+                name = original if a.def_named(original) is None and original not in a.imports \
+                    else ast_edits.fresh(original, taken)
+            taken.add(name)
+            ast_edits.rename(b.defs, {t: name})
+            final[original] = name
+    return final
+
+
+def _refs(mix: Mix, name: str) -> set[str]:
+    return ast_edits.loaded_names(mix.def_named(name))
+
+
+def _anonymous(stmt: ast.stmt) -> str:
+    """Returns the statement's dump with its own bound name blanked, to spot twins."""
+    dump = ast.dump(stmt)
+    return dump.replace(repr(ast_edits.defined_name(stmt)), "''", 1)
+
+
+def with_pattern(mix: Mix, pattern: str, w: float, causal: bool) -> Mix:
+    """Returns `(1 - w) * mix + w * pattern`."""
+    helper = pattern_def(pattern, causal)
+    existing = mix.def_named(pattern)
+    defs = list(mix.defs)
+    if existing is None:
+        defs.append(helper)
+    elif ast.dump(existing) != ast.dump(helper):
+        helper.name = ast_edits.fresh(pattern, mix.names() | {ast_edits.ENTRY})
+        defs.append(helper)
+    return Mix(dict(mix.imports), defs, scaled(mix, 1.0 - w) + [Term(w, helper.name)])
+
+
+def combined(terms: list[Term], digits: int = 3) -> list[Term]:
+    """Returns the terms with equal parts summed, weights rounded, zero weights dropped, heaviest first."""
+    out = {}
+    for t in terms:
+        key = (t.func, round(t.power, 3))
+        out[key] = out.get(key, 0.0) + t.weight
+    kept = [Term(round(w, digits), f, p) for (f, p), w in out.items() if round(w, digits) > 0]
+    return sorted(kept, key=lambda t: -t.weight)
+
+
+def render(mix: Mix, causal: bool) -> str:
+    """Returns the mix as readable program source."""
+    terms = combined(mix.terms)
+    if not terms:
+        raise NotApplicable("every weight rounds to zero")
+    defs = [ast_edits.clone(s) for s in mix.defs]
+    att = _entry_for(terms, defs)
+    if att is None:
+        helper = next(s for s in defs if ast_edits.defined_name(s) == terms[0].func)
+        ast_edits.rename(defs, {helper.name: ast_edits.ENTRY})
+        defs.remove(helper)
+        att = helper
+    if ROWS in ast_edits.loaded_names(att) and not any(ast_edits.defined_name(s) == ROWS for s in defs):
+        defs.append(rows_def(causal))
+    defs = ast_edits.prune(defs, ast_edits.loaded_names(att))
+    used = set().union(*(ast_edits.loaded_names(s) for s in defs + [att]))
+    imports = {k: v for k, v in mix.imports.items() if k in used}
+    if "np" in used:
+        if imports.get("np", ("numpy", None)) != ("numpy", None):
+            raise NotApplicable("`np` is bound to something other than numpy")
+        imports["np"] = ("numpy", None)
+    tree = ast.Module(body=ast_edits.import_stmts(imports) + defs + [att], type_ignores=[])
+    return ast_edits.unparse(tree)
+
+
+def _entry_for(terms: list[Term], defs: list[ast.stmt]) -> ast.FunctionDef | None:
+    """Returns the `attention` def for the terms; None when the only helper can become it."""
+    if len(terms) == 1 and terms[0].power == 1.0:
+        refs = [s for s in defs if terms[0].func in ast_edits.loaded_names(s)]
+        helper = next(s for s in defs if ast_edits.defined_name(s) == terms[0].func)
+        if not refs and isinstance(helper, ast.FunctionDef):
+            return None
+    exprs = []
+    for t in terms:
+        call = f"{t.func}(tokens)" + (f" ** {_num(t.power)}" if t.power != 1.0 else "")
+        exprs.append(call if len(terms) == 1 else f"{_num(t.weight)} * {ROWS}({call})")
+    text = f"def {ast_edits.ENTRY}(tokens):\n    return " + " + ".join(exprs) + "\n"
+    return ast.parse(text).body[0]
+
+
+def _num(x: float) -> str:
+    return repr(float(round(x, 3)))

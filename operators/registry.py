@@ -1,0 +1,61 @@
+"""Building the operator a run asks for, and the operator flags of `evo search`.
+
+`settings["operators"]` is "offline", "llm" or "mixed". The offline operator is always
+built: "llm" and "mixed" fall back to it (and use it for failed LLM calls). Its own
+settings live under `settings["symbolic"]` (see `operators.symbolic.Settings`).
+"""
+
+import dataclasses
+import pathlib
+
+from evo.errors import UserError
+from operators import base, symbolic
+
+KINDS = ("offline", "llm", "mixed")
+
+
+def build(settings: dict, aset_path: pathlib.Path | None) -> base.Operator:
+    """Returns the operator for a run's settings; the attention set is read only for its meta."""
+    kind = settings.get("operators", "offline")
+    if kind not in KINDS:
+        raise UserError(f"unknown operators {kind!r}; choose one of {', '.join(KINDS)}")
+    offline = build_symbolic(settings.get("symbolic", {}), aset_path)
+    if kind == "offline":
+        return offline
+    from operators import llm_setup
+    return llm_setup.build(settings, aset_path, offline)
+
+
+def build_symbolic(options: dict, aset_path: pathlib.Path | None) -> symbolic.SymbolicOperator:
+    """Returns the offline operator; without an attention set it cannot fit weights."""
+    fields = {f.name for f in dataclasses.fields(symbolic.Settings)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise UserError(f"unknown symbolic setting(s) {unknown}; known: {sorted(fields)}")
+    causal = True
+    if aset_path is not None:
+        from evo import attention_set
+        causal = attention_set.AttentionSet.load(aset_path).causal
+    return symbolic.SymbolicOperator(symbolic.Settings(**options), aset_path, causal)
+
+
+def add_arguments(parser) -> None:
+    """Adds the operators' flags (the LLM ones, when that part is installed) to a parser."""
+    group = parser.add_argument_group("offline operators")
+    group.add_argument("--max-length", dest="symbolic_max_length", type=int, default=None,
+                       help=f"AST nodes a child program may have (default: {symbolic.Settings.max_length})")
+    from operators import llm_setup
+    llm_setup.add_arguments(parser)
+
+
+def settings_from_args(args) -> dict:
+    """Returns the operator settings a run stores in its config.json (never an API key)."""
+    settings = {"operators": args.operators}
+    max_length = getattr(args, "symbolic_max_length", None)
+    if max_length is not None:
+        if max_length < 1:
+            raise UserError(f"--max-length must be positive, got {max_length}")
+        settings["symbolic"] = {"max_length": max_length}
+    from operators import llm_setup
+    settings.update(llm_setup.settings_from_args(args))
+    return settings

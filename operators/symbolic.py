@@ -1,0 +1,224 @@
+"""Offline symbolic operators: AST mutations, mixes, crossovers and weight fitting, no LLM.
+
+Every child is readable Python that meets the program contract. For each request the
+operator draws an edit from `np.random.default_rng(request.seed)`, weighted by the
+request's kind; an edit that does not apply, or whose child is invalid, too long or the
+same as its parent, is dropped and another drawn, so results depend on the request alone.
+"""
+
+import ast
+import dataclasses
+import pathlib
+
+import numpy as np
+
+from evo import program
+from evo.errors import UserError
+from operators import ast_edits, base, fit, mixing, mutations
+from operators.ast_edits import NotApplicable
+
+# Relative chances of each edit by request kind; the fit edits need an attention set.
+MUTATE_WEIGHTS = {
+    "change_constant": 2.0, "shift_offset": 2.0, "swap_predicate": 1.5, "flip_comparison": 1.0,
+    "sharpen": 0.5, "add_sink": 1.0, "mix_pattern": 1.0, "drop_term": 0.5, "fit_weight": 3.0,
+}
+CROSSOVER_WEIGHTS = {"mix": 2.0, "splice_condition": 1.5, "swap_helper": 1.0, "fit_mix": 3.0}
+FIT_EDITS = ("fit_weight", "fit_mix")
+_POINT_EDITS = {
+    "change_constant": mutations.change_constant, "shift_offset": mutations.shift_offset,
+    "swap_predicate": mutations.swap_predicate, "flip_comparison": mutations.flip_comparison,
+}
+_SPLICES = {"splice_condition": mutations.splice_condition, "swap_helper": mutations.swap_helper}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    max_length: int = 600         # AST nodes a child may have (evo.program.length)
+    max_terms: int = 5            # parts a mix may have
+    fit_sentences: int = 32       # sentences of the attention set the fit edits score on
+    max_tries: int = 8            # edits tried per request before giving up
+    mutate_weights: dict = dataclasses.field(default_factory=lambda: dict(MUTATE_WEIGHTS))
+    crossover_weights: dict = dataclasses.field(default_factory=lambda: dict(CROSSOVER_WEIGHTS))
+
+    def __post_init__(self):
+        for table, known in ((self.mutate_weights, MUTATE_WEIGHTS), (self.crossover_weights, CROSSOVER_WEIGHTS)):
+            unknown = sorted(set(table) - set(known))
+            if unknown:
+                raise UserError(f"unknown symbolic edit(s) {unknown}; known: {sorted(known)}")
+            if any(not isinstance(v, (int, float)) or v < 0 for v in table.values()):
+                raise UserError("symbolic edit weights must be non-negative numbers")
+        for name in ("max_length", "max_terms", "fit_sentences", "max_tries"):
+            if getattr(self, name) < 1:
+                raise UserError(f"symbolic setting {name} must be at least 1, got {getattr(self, name)}")
+
+
+class SymbolicOperator:
+    """The offline operator: one child per request, deterministic in the request's seed."""
+
+    name = "symbolic"
+
+    def __init__(self, settings: Settings = Settings(), aset_path: pathlib.Path | None = None,
+                 causal: bool = True, limits=None):
+        self.settings = settings
+        self.causal = causal
+        self.fitter = fit.Fitter(aset_path, settings.fit_sentences, limits) if aset_path else None
+        self.counts: dict[str, int] = {}
+        self.failures = 0
+
+    def vary(self, requests: list[base.Request]) -> list[base.Child]:
+        """Returns one child per request, in order."""
+        return [self._child(r) for r in requests]
+
+    def stats(self) -> dict:
+        """Returns how often each edit produced a child, and how many requests got none."""
+        return {"children": dict(sorted(self.counts.items())), "failed": self.failures}
+
+    def state_dict(self) -> dict:
+        """Returns the counters, for the checkpoint."""
+        return {"counts": dict(self.counts), "failures": self.failures}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores the counters from a checkpoint."""
+        self.counts = {str(k): int(v) for k, v in state.get("counts", {}).items()}
+        self.failures = int(state.get("failures", 0))
+
+    def _child(self, request: base.Request) -> base.Child:
+        """Returns a child from the first edit drawn that applies and yields a valid, new program."""
+        rng = np.random.default_rng(request.seed)
+        table = dict(self.settings.mutate_weights if request.kind == "mutate" else self.settings.crossover_weights)
+        if self.fitter is None:
+            table = {k: v for k, v in table.items() if k not in FIT_EDITS}
+        ids = tuple(p.id for p in request.parents)
+        reasons = []
+        for _ in range(self.settings.max_tries):
+            names = [k for k, v in table.items() if v > 0]
+            if not names:
+                break
+            weights = np.array([table[k] for k in names], dtype=np.float64)
+            edit = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+            try:
+                source, meta = self._apply(edit, request, rng)
+                self._validate(source, request)
+            except NotApplicable as err:
+                reasons.append(f"{edit}: {err}")
+                table.pop(edit)
+                continue
+            label = meta.pop("label", edit)
+            self.counts[label] = self.counts.get(label, 0) + 1
+            return base.Child(source, ids, f"symbolic.{label}", None, meta)
+        self.failures += 1
+        return base.Child(None, ids, "symbolic", "; ".join(reasons) or "no symbolic edit enabled")
+
+    def _apply(self, edit: str, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
+        """Returns the child's source and its meta for one named edit."""
+        sources = [p.source for p in request.parents]
+        if edit in _POINT_EDITS:
+            tree = ast_edits.parse(sources[0])
+            note = _POINT_EDITS[edit](tree, rng)
+            return ast_edits.unparse(tree), {"edit": note}
+        if edit in _SPLICES:
+            tree, donor = ast_edits.parse(sources[0]), ast_edits.parse(sources[1])
+            if rng.random() < 0.5:
+                tree, donor = donor, tree
+            note = _SPLICES[edit](tree, donor, rng)
+            return ast_edits.unparse(tree), {"edit": note}
+        return getattr(self, f"_{edit}")(request, rng)
+
+    def _sharpen(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
+        mix = mixing.read(request.parents[0].source, self.causal)
+        term = mix.terms[int(rng.integers(len(mix.terms)))]
+        factor = float(rng.choice([0.5, 2.0, 3.0]))
+        old, term.power = term.power, float(f"{term.power * factor:.3g}")
+        label = "sharpen" if factor > 1 else "flatten"
+        return mixing.render(mix, self.causal), {"label": label, "edit": f"{term.func} power {old} -> {term.power}"}
+
+    def _add_sink(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
+        return self._with_pattern(request, rng, "_sink", "add_sink")
+
+    def _mix_pattern(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
+        pattern = str(rng.choice([p for p in mixing.PATTERNS if p != "_sink"]))
+        return self._with_pattern(request, rng, pattern, "mix_pattern")
+
+    def _with_pattern(self, request, rng, pattern: str, label: str) -> tuple[str, dict]:
+        mix = mixing.read(request.parents[0].source, self.causal)
+        w = float(rng.choice([0.05, 0.1, 0.2, 0.3]))
+        mix = mixing.with_pattern(mix, pattern, w, self.causal)
+        self._check_terms(mix)
+        return mixing.render(mix, self.causal), {"label": label, "edit": f"{w} * {pattern}"}
+
+    def _drop_term(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
+        mix = mixing.read(request.parents[0].source, self.causal)
+        if len(mix.terms) < 2:
+            raise NotApplicable("the parent is not a mix of two or more parts")
+        gone = mix.terms.pop(int(rng.integers(len(mix.terms))))
+        return mixing.render(mix, self.causal), {"edit": f"dropped {gone.func}"}
+
+    def _mix(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
+        a, b = (mixing.read(p.source, self.causal) for p in request.parents)
+        w = float(rng.choice([0.3, 0.5, 0.7]))
+        mix = mixing.merge(a, b, w)
+        self._check_terms(mix)
+        return mixing.render(mix, self.causal), {"edit": f"{w} * first + {1 - w:.1f} * second"}
+
+    def _fit_weight(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
+        return self._fitted(mixing.read(request.parents[0].source, self.causal), request, add_patterns=2)
+
+    def _fit_mix(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
+        a, b = (mixing.read(p.source, self.causal) for p in request.parents)
+        return self._fitted(mixing.merge(a, b, 0.5), request, add_patterns=1)
+
+    def _fitted(self, mix: mixing.Mix, request: base.Request, add_patterns: int) -> tuple[str, dict]:
+        """Returns the mix with fitted weights and exponents, greedily adding up to `add_patterns` patterns."""
+        heads = _heads(request)
+        before = self._score(mix, heads)
+        mix, result = self._fit(mix, heads)
+        for _ in range(add_patterns):
+            present = {mixing.known_pattern(mix.def_named(t.func), self.causal) for t in mix.terms}
+            options = [self._fit(mixing.with_pattern(mix, p, 0.0, self.causal), heads)
+                       for p in mixing.PATTERNS if p not in present and len(mix.terms) < self.settings.max_terms]
+            best = max(options, key=lambda pair: pair[1].score, default=None)
+            if best is None or best[1].score <= result.score + 1e-4:
+                break
+            mix, result = best
+        if len(mix.terms) > self.settings.max_terms:
+            mix.terms = sorted(mix.terms, key=lambda t: -t.weight)[:self.settings.max_terms]
+            mix, result = self._fit(mix, heads)
+        if result.score <= before + 1e-4:
+            raise NotApplicable(f"fitting does not improve on {before:.3f} for heads {list(heads)}")
+        meta = {"heads": list(heads), "fit_iou": round(result.score, 4), "parent_fit_iou": round(before, 4)}
+        return mixing.render(mix, self.causal), meta
+
+    def _fit(self, mix: mixing.Mix, heads: tuple[int, ...]) -> tuple[mixing.Mix, fit.Result]:
+        parts = [self.fitter.part(mix, t.func) for t in mix.terms]
+        free = [fit.graded(p) for p in parts]
+        result = self.fitter.fit(parts, [t.weight for t in mix.terms], [t.power for t in mix.terms], free, heads)
+        terms = [mixing.Term(w, t.func, p) for t, w, p in zip(mix.terms, result.weights, result.powers)]
+        return mixing.Mix(mix.imports, mix.defs, [t for t in terms if t.weight >= 0.005]), result
+
+    def _score(self, mix: mixing.Mix, heads: tuple[int, ...]) -> float:
+        parts = [self.fitter.part(mix, t.func) for t in mix.terms]
+        total = sum(t.weight for t in mix.terms) or 1.0
+        return self.fitter.score(parts, [t.weight / total for t in mix.terms], [t.power for t in mix.terms], heads)
+
+    def _check_terms(self, mix: mixing.Mix) -> None:
+        if len(mixing.combined(mix.terms)) > self.settings.max_terms:
+            raise NotApplicable(f"the child would mix more than {self.settings.max_terms} parts")
+
+    def _validate(self, source: str, request: base.Request) -> None:
+        """Raises NotApplicable unless the child meets the program contract, fits the cap and is new."""
+        from evo import sandbox
+        problem = sandbox.check(source)
+        if problem:
+            raise NotApplicable(f"child fails the static check: {problem}")
+        size = program.length(source)
+        if size > self.settings.max_length:
+            raise NotApplicable(f"child would have {size} AST nodes, over the cap of {self.settings.max_length}")
+        if program.normalise(source) in {program.normalise(p.source) for p in request.parents}:
+            raise NotApplicable("child is the same as a parent")
+
+
+def _heads(request: base.Request) -> tuple[int, ...]:
+    """Returns the request's target heads, or the first parent's best head when none is given."""
+    if request.heads:
+        return tuple(int(k) for k in request.heads)
+    return (int(np.argmax(request.parents[0].iou)),)
