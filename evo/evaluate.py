@@ -1,0 +1,153 @@
+"""Evaluating many programs against an attention set, in parallel through joblib.
+
+Each joblib task takes a batch of programs, runs each in the sandbox (whose own child
+process executes the untrusted code) on the set's tokens, normalises the raw outputs and
+scores them against every head. Scoring happens in the worker, a trusted process that
+loads the attention set and its packed targets once and keeps them for later batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pathlib
+import time
+
+import joblib
+import numpy as np
+
+from evo import fitness, program, sandbox
+from evo.errors import UserError
+
+BACKENDS = ("loky", "threading", "sequential", "dask")
+# Programs per joblib task at most: large enough to amortise dispatch, small enough to balance.
+MAX_BATCH = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    key: str                     # program.key(source)
+    ok: bool
+    iou: np.ndarray | None       # (K,) float32 per head; None when failed (worst fitness)
+    length: int                  # AST nodes; 0 when the source does not parse
+    error: str | None            # one line, when failed
+    seconds: float               # wall time of running and scoring
+
+
+@dataclasses.dataclass
+class _Loaded:
+    """What a worker keeps per attention set: the tokens, the mask kind and the packed targets."""
+    tokens: list[list[str]]
+    causal: bool
+    targets: fitness.Targets
+
+
+# Per-process cache: attention-set path -> (meta.json mtime, loaded set).
+_CACHE: dict[str, tuple[float, _Loaded]] = {}
+
+
+def _stamp(path: pathlib.Path) -> float:
+    """Returns a change stamp for the attention set at `path` (its meta.json mtime, or 0)."""
+    meta = path / "meta.json"
+    return meta.stat().st_mtime if meta.exists() else 0.0
+
+
+def load_targets(aset_path) -> _Loaded:
+    """Returns the attention set at `aset_path` packed for scoring, loaded once per process."""
+    from evo import attention_set
+
+    path = pathlib.Path(aset_path).resolve()
+    stamp = _stamp(path)
+    hit = _CACHE.get(str(path))
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    aset = attention_set.AttentionSet.load(path)
+    loaded = _Loaded([list(t) for t in aset.tokens], bool(aset.causal),
+                     fitness.Targets.from_set(aset))
+    _CACHE.clear()   # one set per worker at a time: packed targets can be large
+    _CACHE[str(path)] = (stamp, loaded)
+    return loaded
+
+
+def score_outputs(loaded: _Loaded, matrices: list[np.ndarray]) -> tuple[np.ndarray | None, str | None]:
+    """Returns (iou per head, None) for raw program outputs, or (None, reason) when malformed."""
+    clean = []
+    for s, (raw, toks) in enumerate(zip(matrices, loaded.tokens)):
+        try:
+            clean.append(fitness.normalise(raw, len(toks), loaded.causal))
+        except ValueError as err:
+            return None, f"{err} on sentence {s}"
+    if len(clean) != len(loaded.tokens):
+        return None, f"{len(clean)} outputs for {len(loaded.tokens)} sentences"
+    return fitness.iou(loaded.targets, clean), None
+
+
+def evaluate_one(source: str, loaded: _Loaded, limits: sandbox.Limits) -> Evaluation:
+    """Returns the evaluation of one program against every head of a loaded set."""
+    start = time.perf_counter()
+    try:
+        size = program.length(source)
+    except ValueError:
+        size = 0
+    outcome = sandbox.run(source, loaded.tokens, limits)
+    if outcome.ok:
+        scores, error = score_outputs(loaded, outcome.matrices)
+    else:
+        scores, error = None, outcome.error or "failed without a reason"
+    return Evaluation(program.key(source), scores is not None, scores, size, error,
+                      time.perf_counter() - start)
+
+
+def _evaluate_batch(sources: list[str], aset_path: str, limits: sandbox.Limits) -> list[Evaluation]:
+    """Returns the evaluations of a batch of programs (runs inside a joblib worker)."""
+    loaded = load_targets(aset_path)
+    return [evaluate_one(s, loaded, limits) for s in sources]
+
+
+def batches(n_items: int, workers: int) -> list[range]:
+    """Returns contiguous index ranges: about four per worker, at most MAX_BATCH items each."""
+    if n_items == 0:
+        return []
+    size = max(1, min(MAX_BATCH, math.ceil(n_items / (4 * max(1, workers)))))
+    return [range(i, min(i + size, n_items)) for i in range(0, n_items, size)]
+
+
+def _parallel_context(backend: str, workers: int):
+    """Returns the joblib configuration context for `backend`; UserError when unusable."""
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "dask":
+        try:
+            import distributed  # noqa: F401  (registers joblib's dask backend)
+        except ImportError:
+            raise UserError("backend 'dask' needs the distributed package: "
+                            "pip install 'headcode[dask]', then start a dask.distributed Client") from None
+        try:
+            distributed.get_client()
+        except ValueError:
+            raise UserError("backend 'dask' needs a running dask.distributed Client "
+                            "(create one with distributed.Client(address) before evaluating)") from None
+        return joblib.parallel_config(backend="dask")
+    if backend == "sequential" or workers == 1:
+        return joblib.parallel_config(backend="sequential")
+    return joblib.parallel_config(backend=backend, n_jobs=workers)
+
+
+def evaluate(sources: list[str], aset_path, limits: sandbox.Limits = sandbox.Limits(),
+             workers: int = 1, backend: str = "loky") -> list[Evaluation]:
+    """Returns one Evaluation per source, in input order, independent of `workers` and backend."""
+    if workers < 1:
+        raise UserError(f"workers must be at least 1, got {workers}")
+    path = pathlib.Path(aset_path)
+    if not path.exists():
+        raise UserError(f"attention set {path} does not exist")
+    sources = list(sources)
+    chunks = batches(len(sources), workers)
+    if not chunks:
+        return []
+    with _parallel_context(backend, workers):
+        jobs = (joblib.delayed(_evaluate_batch)([sources[i] for i in r], str(path), limits)
+                for r in chunks)
+        n_jobs = None if backend == "dask" else workers
+        results = joblib.Parallel(n_jobs=n_jobs)(jobs)
+    return [e for batch in results for e in batch]
