@@ -1,0 +1,279 @@
+"""`evo search`, `evo resume` and `evo export`: run, continue and export a program search."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime
+import functools
+import hashlib
+import json
+import pathlib
+import signal
+import sys
+
+from evo.errors import UserError
+
+DEFAULT_SEEDS = pathlib.Path(__file__).resolve().parents[2] / "seeds"
+EXIT_INTERRUPTED = 130
+
+
+def register(sub) -> None:
+    """Adds the search, resume and export subcommands."""
+    p = sub.add_parser("search", help="evolve programs that explain every attention head",
+                       description="Evolve short programs explaining a model's attention heads.")
+    p.add_argument("--model", default="gemma-3-270m", help="preset, hub id or local path")
+    p.add_argument("--corpus", default=None, help=".txt or .jsonl corpus (default: built-in)")
+    p.add_argument("--split", default="search", help="built-in corpus split (default: search)")
+    p.add_argument("--sentence-tokens", type=int, default=64, help="tokens per sentence at most")
+    p.add_argument("--attention-set", default=None,
+                   help="score against this stored attention set instead of capturing one")
+    p.add_argument("--run-dir", default=None, help="default: runs/<model>-<timestamp>")
+    _budget_flags(p, max_programs=500)
+    p.add_argument("--workers", type=int, default=2, help="parallel evaluation processes")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seeds-dir", default=None, help="starting programs (default: seeds/)")
+    p.add_argument("--from-export", default=None, help="also start from a previous export's programs")
+    p.add_argument("--operators", default="offline", choices=("offline", "llm", "mixed"))
+    p.add_argument("--batch-size", type=int, default=None, help="requests per generation")
+    p.add_argument("--population", type=int, default=None, help="NSGA-II selection size per head")
+    p.add_argument("--time-limit", type=float, default=2.0, help="seconds per program per sentence")
+    _registry_flags(p)
+    p.set_defaults(func=run_search)
+
+    r = sub.add_parser("resume", help="continue a stopped search",
+                       description="Continue a search from its checkpoint. With no budget flags "
+                                   "it continues to the run's budget.")
+    r.add_argument("run", help="the run directory")
+    _budget_flags(r, max_programs=None)
+    r.add_argument("--workers", type=int, default=None, help="parallel evaluation processes")
+    r.set_defaults(func=run_resume)
+
+    e = sub.add_parser("export", help="write a run's Pareto fronts as program files",
+                       description="Write every program on a head's front, front.json and "
+                                   "best_per_head.csv.")
+    e.add_argument("run", help="the run directory")
+    e.add_argument("--out", required=True, help="output directory")
+    e.set_defaults(func=run_export)
+
+
+def _budget_flags(p, max_programs) -> None:
+    p.add_argument("--max-programs", type=int, default=max_programs, help="unique programs evaluated")
+    p.add_argument("--generations", type=int, default=None, help="generations after the seeds")
+    p.add_argument("--max-hours", type=float, default=None, help="wall-clock hours over all sessions")
+
+
+def _registry_flags(p) -> None:
+    from operators import registry
+
+    hook = getattr(registry, "add_arguments", None)
+    if hook:
+        hook(p)
+
+
+# ---- search ---------------------------------------------------------------------------
+
+
+def run_search(args) -> int:
+    """Starts a new run; returns the exit status."""
+    from evo import search
+
+    _check_positive(args, "sentence_tokens", "workers", "max_programs", "generations", "batch_size",
+                    "population")
+    _check_positive(args, "max_hours", "time_limit", number=float)
+    run_dir = pathlib.Path(args.run_dir or f"runs/{_slug(args.model)}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+    if (run_dir / "checkpoint.json").exists():
+        raise UserError(f"{run_dir} already holds a run; continue it with `evo resume {run_dir}` "
+                        "or choose another --run-dir")
+    programs = _starting_programs(args.seeds_dir, args.from_export)
+    aset = _attention_set(args)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / search.LOG).write_text("")
+    settings = search.Settings(**{k: v for k, v in (("batch_size", args.batch_size),
+                                                    ("population", args.population)) if v})
+    budget = search.Budget(args.max_programs, args.generations, args.max_hours)
+    config = {
+        "model": args.model, "corpus": args.corpus, "split": args.split,
+        "sentence_tokens": args.sentence_tokens, "attention_set": _aset_info(aset),
+        "captured": not args.attention_set,
+        "seed": args.seed, "budgets": dataclasses.asdict(budget), "settings": dataclasses.asdict(settings),
+        "operators": _operator_settings(args), "workers": args.workers, "time_limit": args.time_limit,
+        "seeds_dir": str(args.seeds_dir or DEFAULT_SEEDS), "from_export": args.from_export,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(), "command": sys.argv,
+    }
+    from evo import checkpoint
+
+    checkpoint.save_config(run_dir, config)
+    return _drive(run_dir, config, budget, args.workers, programs)
+
+
+def run_resume(args) -> int:
+    """Continues a run from its checkpoint; returns the exit status."""
+    from evo import checkpoint, search
+
+    _check_positive(args, "workers", "max_programs", "generations")
+    _check_positive(args, "max_hours", number=float)
+    run_dir = pathlib.Path(args.run)
+    config = checkpoint.load_config(run_dir)
+    state = checkpoint.load(run_dir)
+    if state["attention_set"]["fingerprint"] != config["attention_set"]["fingerprint"]:
+        raise UserError(f"checkpoint in {run_dir} belongs to another attention set than its config.json")
+    old = search.Budget(**state["budgets"])
+    flags = {"max_programs": args.max_programs, "generations": args.generations, "max_hours": args.max_hours}
+    budget = dataclasses.replace(old, **{k: v for k, v in flags.items() if v is not None})
+    return _drive(run_dir, config, budget, args.workers or config["workers"], None, state)
+
+
+def _drive(run_dir, config, budget, workers, programs=None, state=None) -> int:
+    """Builds the engine for a run, seeds or restores it, runs it; returns the exit status."""
+    import numpy as np
+
+    from evo import evaluate, progress, sandbox, search
+    from operators import registry
+
+    aset = _load_checked(pathlib.Path(config["attention_set"]["path"]), config)
+    evaluator = functools.partial(evaluate.evaluate, aset_path=aset.path,
+                                  limits=sandbox.Limits(seconds=config["time_limit"]), workers=workers)
+    operator = registry.build(config["operators"], aset.path)
+    with progress.Reporter() as reporter, _signals() as stop:
+        engine = search.Search(run_dir, evaluator, operator, n_heads=len(aset.heads),
+                               rng=np.random.default_rng(config["seed"]), attention_set=config["attention_set"],
+                               settings=search.Settings(**config["settings"]), budget=budget,
+                               reporter=reporter)
+        if state is None:
+            reporter.message(f"evo search: run {run_dir}, {len(programs)} starting programs, "
+                             f"{len(aset.heads)} heads, {len(aset)} sentences, operators {operator.name}")
+            engine.seed(programs)
+        else:
+            engine.load_state(state)
+            reporter.message(f"evo resume: run {run_dir} at generation {engine.generation}, "
+                             f"{len(engine.archive)} programs evaluated")
+        reason = engine.run(stop)
+    if reason == search.INTERRUPTED:
+        print(f"evo search: interrupted; checkpoint written. Resume with:\n  evo resume {run_dir}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    snap = engine.snapshot()
+    print(f"evo search: {reason}. {snap.evaluated} programs, mean best-fit IoU {snap.mean_best:.4f}, "
+          f"{snap.heads_above}/{snap.n_heads} heads >= 0.8. Export with:\n  evo export {run_dir} "
+          f"--out {run_dir}/exports/latest")
+    return 0
+
+
+@contextlib.contextmanager
+def _signals():
+    """Yields `stop()`: true once SIGINT or SIGTERM arrived; a second signal aborts at once."""
+    hits = []
+
+    def handler(signum, frame):
+        hits.append(signum)
+        if len(hits) > 1:
+            raise KeyboardInterrupt
+        print(f"\nevo search: {signal.Signals(signum).name}: stopping after the batch in flight "
+              "(again to abort now; the last checkpoint stays)", file=sys.stderr)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: bool(hits)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+# ---- inputs ---------------------------------------------------------------------------
+
+
+def _starting_programs(seeds_dir, from_export) -> list[tuple[str, str, str]]:
+    """Returns (id, source, origin) for every seed program and exported program."""
+    from evo import program
+
+    folder = pathlib.Path(seeds_dir) if seeds_dir else DEFAULT_SEEDS
+    if not folder.is_dir():
+        raise UserError(f"seeds directory {folder} does not exist (give --seeds-dir)")
+    paths = sorted(folder.glob("*.py"))
+    if not paths:
+        raise UserError(f"no *.py programs in seeds directory {folder}")
+    out = [(p.stem, program.read(p), "seed") for p in paths]
+    if from_export:
+        exported = pathlib.Path(from_export) / "programs"
+        if not exported.is_dir():
+            raise UserError(f"--from-export {from_export}: no programs/ directory (is it an `evo export` output?)")
+        out += [(p.stem, program.read(p), "export") for p in sorted(exported.glob("*.py"))]
+    return out
+
+
+def _attention_set(args):
+    """Returns the attention set the run scores against (captured on demand and cached)."""
+    from evo import attention_set
+
+    if args.attention_set:
+        return attention_set.AttentionSet.load(args.attention_set)
+    from evo import capture
+
+    return capture.ensure(model=args.model, corpus_path=args.corpus, split=args.split,
+                          max_tokens=args.sentence_tokens)
+
+
+def fingerprint(aset) -> str:
+    """Returns a digest of what fixes the problem: model, shape, tokens, corpus and dtype."""
+    meta = aset.meta
+    fixed = {"model": aset.model, "causal": aset.causal, "n_layers": aset.n_layers,
+             "n_heads": aset.n_heads, "tokens": aset.tokens,
+             "extra": {k: meta[k] for k in sorted(meta) if k.startswith("corpus") or k in ("dtype", "max_tokens")}}
+    return hashlib.sha256(json.dumps(fixed, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _aset_info(aset) -> dict:
+    corpus = {k: v for k, v in aset.meta.items() if k.startswith("corpus")}
+    return {"path": str(pathlib.Path(aset.path).resolve()), "fingerprint": fingerprint(aset),
+            "model": aset.model, "n_layers": aset.n_layers, "n_heads": aset.n_heads,
+            "sentences": len(aset), "causal": aset.causal, **corpus}
+
+
+def _load_checked(path: pathlib.Path, config: dict):
+    """Returns the run's attention set, refusing one whose fingerprint changed."""
+    from evo import attention_set
+
+    if not path.exists() and config.get("captured"):
+        from evo import capture  # the cache was cleared: capture the same set again
+
+        path = capture.ensure(model=config["model"], corpus_path=config["corpus"], split=config["split"],
+                              max_tokens=config["sentence_tokens"]).path
+    aset = attention_set.AttentionSet.load(path)
+    if fingerprint(aset) != config["attention_set"]["fingerprint"]:
+        raise UserError(f"the attention set at {path} has changed since the run started (fingerprint "
+                        f"{fingerprint(aset)}, run has {config['attention_set']['fingerprint']}); "
+                        "refusing to resume against different data")
+    return aset
+
+
+def _operator_settings(args) -> dict:
+    from operators import registry
+
+    hook = getattr(registry, "settings_from_args", None)
+    return hook(args) if hook else {"operators": args.operators}
+
+
+def _check_positive(args, *names, number=int) -> None:
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and value <= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+
+def _slug(model: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in pathlib.Path(model).name) or "model"
+
+
+# ---- export ---------------------------------------------------------------------------
+
+
+def run_export(args) -> int:
+    """Writes a run's fronts; returns the exit status."""
+    from evo import export
+
+    summary = export.export(pathlib.Path(args.run), pathlib.Path(args.out))
+    print(f"evo export: {summary['programs']} programs on the fronts of {summary['heads']} heads, "
+          f"mean best-fit IoU {summary['mean_best_iou']:.4f} -> {args.out}")
+    return 0
