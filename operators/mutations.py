@@ -114,7 +114,7 @@ def _in_index(node: ast.Name, parents: dict) -> bool:
 def swap_predicate(tree: ast.Module, rng: np.random.Generator) -> str:
     """Replaces one token predicate with another (`is_punct` -> `is_delimiter`, `.isupper()` -> `.istitle()`)."""
     preds = predicates()
-    shadowed = ast_edits.top_level_names(tree) - set(_prelude_imports(tree))
+    shadowed = ast_edits.top_level_names(tree) - {a.asname or a.name for s in _prelude_imports(tree) for a in s.names}
     named = [n for n in _editable(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
              and n.id in preds and n.id not in shadowed]
     methods = [n for n in _editable(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
