@@ -101,12 +101,17 @@ def _is_docstring(node: ast.stmt) -> bool:
 
 def _check_nodes(tree: ast.Module) -> str | None:
     """Returns the first forbidden import, name, attribute or string in the tree, or None."""
+    found = []
     for node in ast.walk(tree):
         reason = _check_node(node)
         if reason:
-            line = getattr(node, "lineno", None)
-            return f"{reason} (line {line})" if line else reason
-    return None
+            where = (getattr(node, "lineno", 0), getattr(node, "col_offset", 0),
+                     getattr(node, "end_col_offset", 0))
+            found.append((where, reason))
+    if not found:
+        return None
+    (line, _, _), reason = min(found)
+    return f"{reason} (line {line})" if line else reason
 
 
 def _check_node(node: ast.AST) -> str | None:
@@ -118,8 +123,8 @@ def _check_node(node: ast.AST) -> str | None:
             return "relative import not allowed"
         reason = _check_import([node.module or ""], star=any(a.name == "*" for a in node.names),
                                plain=False)
-        return reason or next((_blocked_name(a.name) for a in node.names
-                               if _blocked_name(a.name)), None)
+        return reason or next((f"importing `{a.name}` not allowed" for a in node.names
+                               if _blocked_name(a.name) or a.name in BLOCKED_ATTRS), None)
     if isinstance(node, ast.Name):
         return _blocked_name(node.id)
     if isinstance(node, ast.Attribute):
@@ -158,7 +163,5 @@ def _blocked_name(name: str) -> str | None:
     if name in BLOCKED_NAMES:
         return f"name `{name}` not allowed"
     if _DUNDER.fullmatch(name) and name != "__name__":
-        return f"name `{name}` not allowed"
-    if name in BLOCKED_ATTRS:
         return f"name `{name}` not allowed"
     return None

@@ -1,0 +1,5 @@
+# tries: is not valid Python
+# expect: syntax error at line 4
+def attention(tokens):
+    return np.eye(len(tokens)
+
