@@ -103,7 +103,9 @@ class LLMOperator:
         shown["tokens"] = counts["prompt_tokens"] + counts["completion_tokens"]
         shown["cost"] = round(counts["cost"], 4)
         shown["fallback_children"] = counts["fallback_children"]
-        shown["fallback"] = self._fallback_active()
+        reason = self._fallback_active()
+        if reason is not None:
+            shown["fallback"] = reason
         return shown
 
     def state_dict(self) -> dict:

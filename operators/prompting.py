@@ -109,11 +109,11 @@ def worst_rows(tokens: list[str], a: np.ndarray, p: np.ndarray, rows_iou: np.nda
     """Returns the `count` lowest-IoU rows: what the head did there and what the program did."""
     head_rows, prog_rows = top_triples(a), top_triples(p)
     lines = []
-    for i in np.argsort(rows_iou, kind="stable")[:count]:
+    for i in [i for i in np.argsort(rows_iou, kind="stable") if rows_iou[i] < 0.99][:count]:
         lines.append(f"  row {i} {tok(tokens[i])} (row IoU {rows_iou[i]:.2f})\n"
                      f"    head:    {row_text(tokens, head_rows[i])}\n"
                      f"    program: {row_text(tokens, prog_rows[i])}")
-    return "\n".join(lines)
+    return "\n".join(lines) or "  (every row fits)"
 
 
 @dataclasses.dataclass(frozen=True)
