@@ -136,3 +136,58 @@ def test_empty_text_is_a_user_error(decoder):
 
     with pytest.raises(UserError, match="no sentences"):
         perplexity.Meter(decoder, [])
+
+
+PREVIOUS_TOKEN = '''
+def attention(tokens):
+    import numpy as np
+    n = len(tokens)
+    m = np.zeros((n, n))
+    for i in range(n):
+        m[i, max(i - 1, 0)] = 1.0
+    return m
+'''
+
+BROKEN = '''
+def attention(tokens):
+    return 1 / 0
+'''
+
+
+def test_program_matrices_are_normalised_and_cached(decoder):
+    meter = perplexity.Meter(decoder, SENTENCES[:3])
+    first = meter.matrices(PREVIOUS_TOKEN)
+    assert [m.shape for m in first] == [(len(t), len(t)) for t in meter.tokens]
+    np.testing.assert_allclose(first[0].sum(axis=1), 1.0)
+    assert meter.matrices("# same program, another comment\n" + PREVIOUS_TOKEN) is first
+
+
+def test_failing_program_raises_program_error(decoder):
+    meter = perplexity.Meter(decoder, SENTENCES[:2])
+    with pytest.raises(perplexity.ProgramError, match="ZeroDivisionError|division"):
+        meter.matrices(BROKEN)
+
+
+def test_head_cost_is_the_relative_increase_of_one_head_alone(tiny_model_dirs):
+    loaded = _loaded(tiny_model_dirs["llama"], causal=True)
+    meter = perplexity.Meter(loaded, SENTENCES)
+    cost = perplexity.HeadCost(meter, n_heads=4)
+    costs = cost.costs([("p1", PREVIOUS_TOKEN, 5), ("p2", BROKEN, 5), ("p1", PREVIOUS_TOKEN, 0)])
+    expected = meter.measure({(1, 1): meter.matrices(PREVIOUS_TOKEN)}) / meter.baseline - 1
+    assert costs[0] == pytest.approx(expected)
+    assert costs[1] is None
+    assert costs[2] != pytest.approx(costs[0])
+
+
+def test_head_cost_measures_each_program_and_head_once(tiny_model_dirs, monkeypatch):
+    loaded = _loaded(tiny_model_dirs["gpt2"], causal=True)
+    meter = perplexity.Meter(loaded, SENTENCES[:3])
+    cost = perplexity.HeadCost(meter, n_heads=4)
+    _ = meter.baseline
+    calls = []
+    measure = meter.measure
+    monkeypatch.setattr(meter, "measure", lambda r: calls.append(list(r)) or measure(r))
+    first = cost.costs([("a", PREVIOUS_TOKEN, 2)])
+    again = cost.costs([("b", "# renamed\n" + PREVIOUS_TOKEN, 2)])
+    assert first == again
+    assert calls == [[(0, 2)]]
