@@ -4,14 +4,13 @@ Untrusted parts run only in the sandbox; their normalised outputs come back as n
 and the grid search over weights and exponents runs here, in numpy.
 """
 
-import ast
 import dataclasses
 import pathlib
 
 import numpy as np
 
 from evo import fitness, program
-from operators import ast_edits, mixing
+from operators import mixing
 from operators.ast_edits import NotApplicable
 
 POWERS = (0.25, 0.5, 1.0, 2.0, 3.0, 4.0)

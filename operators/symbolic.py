@@ -6,7 +6,6 @@ request's kind; an edit that does not apply, or whose child is invalid, too long
 same as its parent, is dropped and another drawn, so results depend on the request alone.
 """
 
-import ast
 import dataclasses
 import pathlib
 
