@@ -188,8 +188,10 @@ def _run(source: str, sentences: list[list[str]], memory_mb: int) -> None:
             if arr.dtype.kind not in "biuf":
                 _error(f"returned {arr.dtype} values {where}, not real numbers")
             arr = asarray(arr, dtype=float64, order="C")
-            head = b"R" + pack("<B", arr.ndim) + pack(f"<{arr.ndim}q", *arr.shape)
             n = len(tokens)
+            if n == 0 and arr.size == 0:
+                arr = arr.reshape(0, 0)   # [] is a fine answer for an empty sentence
+            head = b"R" + pack("<B", arr.ndim) + pack(f"<{arr.ndim}q", *arr.shape)
             _send(head + arr.tobytes() if arr.shape == (n, n) else head)
     except MemoryError:
         _error(f"memory limit exceeded ({memory_mb} MB) {where}")

@@ -59,9 +59,11 @@ def check_source(source: str, max_chars: int) -> str | None:
 def _check_top_level(tree: ast.Module) -> str | None:
     """Returns the reason the module's top level breaks the contract, or None."""
     publics = []
-    for i, node in enumerate(tree.body):
+    for node in tree.body:
         if _is_docstring(node):
             continue
+        if isinstance(node, ast.AsyncFunctionDef):
+            return f"async function `{node.name}` at line {node.lineno} not allowed"
         if not isinstance(node, _TOP_LEVEL):
             what = type(node).__name__.lower()
             return (f"top-level `{what}` statement at line {node.lineno} not allowed: "
