@@ -2,7 +2,6 @@
 the parent fine, no process left behind) and explained (the error names the reason)."""
 
 import math
-import os
 import pathlib
 import string
 import collections
@@ -52,12 +51,11 @@ def _header(path: pathlib.Path) -> tuple[str, str]:
 
 
 def _server_children() -> list[psutil.Process]:
-    """Returns the live processes under this process's sandbox server."""
-    server = sandbox._SERVERS.get(os.getpid())
-    if server is None:
-        return []
-    return [p for p in psutil.Process(server.proc.pid).children(recursive=True)
-            if p.status() != psutil.STATUS_ZOMBIE]
+    """Returns the live processes under this process's sandbox servers."""
+    servers = [p for p in psutil.Process().children()
+               if "evo.sandbox_worker" in " ".join(p.cmdline())]
+    return [c for p in servers for c in p.children(recursive=True)
+            if c.status() != psutil.STATUS_ZOMBIE]
 
 
 def test_corpus_has_at_least_30_programs_each_saying_what_it_tries():
