@@ -129,13 +129,18 @@ def _check_settings(loaded, corpus, max_tokens: int, batch_size: int) -> None:
     """Raises UserError for settings capture cannot honour."""
     if not corpus.sentences:
         raise UserError(f"corpus {corpus.source} has no sentences")
+    _check_numbers(max_tokens, batch_size)
+    limit = getattr(loaded.model.config.get_text_config(), "max_position_embeddings", None)
+    if limit and max_tokens > limit:
+        raise UserError(f"--max-tokens {max_tokens} exceeds the model's {limit} positions")
+
+
+def _check_numbers(max_tokens: int, batch_size: int) -> None:
+    """Raises UserError for a non-positive --max-tokens or --batch-size."""
     if max_tokens < 1:
         raise UserError(f"--max-tokens must be at least 1, got {max_tokens}")
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
-    limit = getattr(loaded.model.config.get_text_config(), "max_position_embeddings", None)
-    if limit and max_tokens > limit:
-        raise UserError(f"--max-tokens {max_tokens} exceeds the model's {limit} positions")
 
 
 def settings_key(model: str, corpus, max_tokens: int, dtype: str | None) -> str:
@@ -184,6 +189,7 @@ def ensure_status(model: str = "gemma-3-270m", corpus_path: str | None = None, s
     from evo import corpus as corpus_module
     from evo import models
 
+    _check_numbers(max_tokens, batch_size)
     corpus = corpus_module.load(corpus_path, split)
     key = settings_key(model, corpus, max_tokens, dtype)
     out = pathlib.Path(out_dir).expanduser() if out_dir else default_dir(model, key)

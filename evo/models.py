@@ -6,6 +6,7 @@ eager attention), so capture and head substitution work on the real module tree.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import fcntl
@@ -53,12 +54,27 @@ def load(name: str = DEFAULT_MODEL, device: str = "cpu", dtype: str | None = Non
     torch_dtype = _torch_dtype(dtype)
     torch_device = _torch_device(device)
     directory = _resolve(name)
-    model, tokenizer, causal = _load_dir(directory, name, torch_dtype)
+    with _quiet_progress():
+        model, tokenizer, causal = _load_dir(directory, name, torch_dtype)
     model.to(torch_device).eval()
     config = model.config.get_text_config()
     return LoadedModel(name=name, model=model, tokenizer=tokenizer, causal=causal,
                        n_layers=int(config.num_hidden_layers), n_heads=int(config.num_attention_heads),
                        device=torch_device, source=str(directory))
+
+
+@contextlib.contextmanager
+def _quiet_progress():
+    """Hides transformers' weight-loading progress bars for the duration (a 2 s load needs none)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _torch_dtype(dtype: str | None):
@@ -244,6 +260,7 @@ def _is_causal(config) -> bool:
 def _load_dir(directory: pathlib.Path, name: str, torch_dtype):
     """Returns (model, tokenizer, causal) loaded from a local directory with eager attention."""
     import transformers
+    from safetensors import SafetensorError
 
     try:
         config = transformers.AutoConfig.from_pretrained(str(directory))
@@ -253,7 +270,7 @@ def _load_dir(directory: pathlib.Path, name: str, torch_dtype):
         auto = transformers.AutoModelForCausalLM if causal else transformers.AutoModel
         model = auto.from_pretrained(str(directory), attn_implementation="eager", dtype=torch_dtype)
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(directory))
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:
         if isinstance(err, UserError):
             raise
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
