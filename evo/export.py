@@ -108,10 +108,12 @@ def header(fr: Fronts, pid: str) -> str:
     hits = sorted(((e.iou, fr.heads[k]) for k, f in enumerate(fr.fronts) for e in f if e.program == pid),
                   reverse=True)
     named = ", ".join(f"L{layer}.H{head} {iou:.3f}" for iou, (layer, head) in hits)
-    corpus = fr.info["attention_set"].get("corpus_source") or fr.info.get("corpus") or "built-in"
+    corpus = fr.info["attention_set"].get("corpus") or {}
+    corpus = corpus.get("source") if isinstance(corpus, dict) else corpus
+    corpus = corpus or fr.info.get("corpus") or f"builtin:{fr.info.get('split')}"
     lines = [first or f"Program {pid}.", "",
              f"On the Pareto front of {len(hits)} head(s) of {fr.model} (IoU): {named}.",
-             f"Length {rec.length} AST nodes. Scored on {corpus} (split {fr.info.get('split')}).",
+             f"Length {rec.length} AST nodes. Scored on {corpus}, {fr.info['attention_set'].get('sentences')} sentences.",
              f"Made by {rec.operator} in generation {rec.generation}"
              + (f" from {', '.join(rec.parents)}." if rec.parents else ".")]
     return "\n".join(lines)

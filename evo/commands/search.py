@@ -17,13 +17,14 @@ from evo.errors import UserError
 
 DEFAULT_SEEDS = pathlib.Path(__file__).resolve().parents[2] / "seeds"
 EXIT_INTERRUPTED = 130
+DEFAULT_MODEL = "gemma-3-270m"
 
 
 def register(sub) -> None:
     """Adds the search, resume and export subcommands."""
     p = sub.add_parser("search", help="evolve programs that explain every attention head",
                        description="Evolve short programs explaining a model's attention heads.")
-    p.add_argument("--model", default="gemma-3-270m", help="preset, hub id or local path")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="preset, hub id or local path")
     p.add_argument("--corpus", default=None, help=".txt or .jsonl corpus (default: built-in)")
     p.add_argument("--split", default="search", help="built-in corpus split (default: search)")
     p.add_argument("--sentence-tokens", type=int, default=64, help="tokens per sentence at most")
@@ -83,18 +84,21 @@ def run_search(args) -> int:
                     "population")
     _check_positive(args, "max_hours", "time_limit", number=float)
     run_dir = pathlib.Path(args.run_dir or f"runs/{_slug(args.model)}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+    if args.attention_set and args.model != DEFAULT_MODEL:
+        raise UserError("give --model or --attention-set, not both: the set fixes the model")
     if (run_dir / "checkpoint.json").exists():
         raise UserError(f"{run_dir} already holds a run; continue it with `evo resume {run_dir}` "
                         "or choose another --run-dir")
     programs = _starting_programs(args.seeds_dir, args.from_export)
     aset = _attention_set(args)
+    model = aset.model if args.attention_set else args.model
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / search.LOG).write_text("")
     settings = search.Settings(**{k: v for k, v in (("batch_size", args.batch_size),
                                                     ("population", args.population)) if v})
     budget = search.Budget(args.max_programs, args.generations, args.max_hours)
     config = {
-        "model": args.model, "corpus": args.corpus, "split": args.split,
+        "model": model, "corpus": args.corpus, "split": args.split,
         "sentence_tokens": args.sentence_tokens, "attention_set": _aset_info(aset),
         "captured": not args.attention_set,
         "seed": args.seed, "budgets": dataclasses.asdict(budget), "settings": dataclasses.asdict(settings),
@@ -135,7 +139,7 @@ def _drive(run_dir, config, budget, workers, programs=None, state=None) -> int:
     aset = _load_checked(pathlib.Path(config["attention_set"]["path"]), config)
     evaluator = functools.partial(evaluate.evaluate, aset_path=aset.path,
                                   limits=sandbox.Limits(seconds=config["time_limit"]), workers=workers)
-    operator = registry.build(config["operators"], aset.path)
+    operator = registry.build(dict(config["operators"], run_dir=str(run_dir)), aset.path)
     with progress.Reporter() as reporter, _signals() as stop:
         engine = search.Search(run_dir, evaluator, operator, n_heads=len(aset.heads),
                                rng=np.random.default_rng(config["seed"]), attention_set=config["attention_set"],
