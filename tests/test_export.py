@@ -1,0 +1,101 @@
+"""Export: program files with headers, front.json, best_per_head.csv, and the IoU round trip."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from evo import checkpoint, cli, evaluate, export, program, search
+from evo.errors import UserError
+from test_search_toys import SEEDS, TARGETS, ToyEvaluator, engine
+
+
+@pytest.fixture
+def toy_run(tmp_path):
+    run_dir = tmp_path / "run"
+    e = engine(run_dir, budget=search.Budget(max_programs=50))
+    checkpoint.save_config(run_dir, {"model": "toy", "split": "search", "corpus": None, "sentence_tokens": 64,
+                                     "attention_set": {"n_layers": 2, "n_heads": 3, "fingerprint": "toy",
+                                                       "corpus": {"source": "toy:corpus"}}})
+    e.seed(SEEDS)
+    e.run()
+    return run_dir, e
+
+
+def test_export_writes_every_front_program_with_a_header_and_the_same_key(toy_run, tmp_path):
+    run_dir, e = toy_run
+    summary = export.export(run_dir, tmp_path / "out")
+    on_fronts = {e.archive.records[i].id for f in e.fronts for i in f}
+    files = {p.stem: p.read_text() for p in (tmp_path / "out" / "programs").glob("*.py")}
+    assert set(files) == on_fronts and summary["programs"] == len(on_fronts)
+    for pid, text in files.items():
+        record = e.archive.records[e.archive.by_id[pid]]
+        assert program.key(text) == record.key and program.length(text) == record.length
+        assert text.startswith('"""') and "On the Pareto front of" in text and "toy:corpus" in text
+
+
+def test_front_json_and_csv_agree_with_the_archive(toy_run, tmp_path):
+    run_dir, e = toy_run
+    export.export(run_dir, tmp_path / "out")
+    doc = json.loads((tmp_path / "out" / "front.json").read_text())
+    assert doc["model"] == "toy" and doc["split"] == "search" and len(doc["heads"]) == len(TARGETS)
+    assert [(h["layer"], h["head"]) for h in doc["heads"]] == [(k // 3, k % 3) for k in range(6)]
+    for k, head in enumerate(doc["heads"]):
+        for item in head["front"]:
+            assert set(item) == {"program", "iou", "length", "ppl_increase"} and item["ppl_increase"] is None
+            assert item["iou"] == pytest.approx(float(e.archive.iou[e.archive.by_id[item["program"]], k]), abs=1e-6)
+    rows = list(csv.DictReader(open(tmp_path / "out" / "best_per_head.csv")))
+    assert [float(r["iou"]) for r in rows] == pytest.approx(e.best.tolist(), abs=1e-6)
+    assert doc["mean_best_iou"] == pytest.approx(float(e.best.mean()), abs=1e-6)
+
+
+def test_exported_programs_score_as_front_json_says(toy_run, tmp_path):
+    run_dir, _ = toy_run
+    export.export(run_dir, tmp_path / "out")
+    doc = json.loads((tmp_path / "out" / "front.json").read_text())
+    paths = sorted((tmp_path / "out" / "programs").glob("*.py"))
+    scores = dict(zip([p.stem for p in paths], ToyEvaluator()([p.read_text() for p in paths])))
+    for k, head in enumerate(doc["heads"]):
+        for item in head["front"]:
+            assert scores[item["program"]].iou[k] == pytest.approx(item["iou"], abs=1e-6)
+
+
+def test_export_refuses_a_directory_that_is_not_an_export(toy_run, tmp_path):
+    run_dir, _ = toy_run
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not an earlier export"):
+        export.export(run_dir, tmp_path / "busy")
+    export.export(run_dir, tmp_path / "again")
+    export.export(run_dir, tmp_path / "again")  # re-exporting over an export is fine
+
+
+def test_header_replaces_a_docstring_and_survives_one_sharing_its_line():
+    src = '"""Old."""\nimport numpy as np\n\ndef attention(tokens):\n    return np.eye(len(tokens))\n'
+    out = export.with_header(src, 'New """ header\nline two')
+    assert '"""New' in out and "Old." not in out and program.key(out) == program.key(src)
+    odd = '"""Old."""; import numpy as np\n\ndef attention(tokens):\n    return np.eye(len(tokens))\n'
+    out = export.with_header(odd, "New")
+    assert out.startswith("# New\n") and program.key(out) == program.key(odd)
+
+
+def test_cli_export_round_trip_on_a_real_attention_set(tiny_attention_set, tmp_path):
+    run_dir = tmp_path / "r"
+    args = ["search", "--attention-set", str(tiny_attention_set.path), "--run-dir", str(run_dir),
+            "--max-programs", "30", "--workers", "1", "--seed", "3"]
+    assert cli.main(args) == 0
+    assert cli.main(["export", str(run_dir), "--out", str(tmp_path / "out")]) == 0
+    doc = json.loads((tmp_path / "out" / "front.json").read_text())
+    assert doc["model"] == "synthetic" and doc["attention_set"]["corpus"]["source"] == "tests:synthetic"
+    paths = sorted((tmp_path / "out" / "programs").glob("*.py"))
+    results = dict(zip([p.stem for p in paths],
+                       evaluate.evaluate([p.read_text() for p in paths], tiny_attention_set.path)))
+    for k, head in enumerate(doc["heads"]):
+        for item in head["front"]:
+            assert results[item["program"]].ok
+            assert float(results[item["program"]].iou[k]) == pytest.approx(item["iou"], abs=1e-6)
+    best = [max(h["front"], key=lambda x: x["iou"])["iou"] for h in doc["heads"]]
+    assert doc["mean_best_iou"] == pytest.approx(float(np.mean(best)), abs=1e-6)
