@@ -4,6 +4,9 @@ Each joblib task takes a batch of programs, runs each in the sandbox (whose own 
 process executes the untrusted code) on the set's tokens, normalises the raw outputs and
 scores them against every head. Scoring happens in the worker, a trusted process that
 loads the attention set and its packed targets once and keeps them for later batches.
+
+With `backend="dask"` the tasks go to the running dask.distributed client's workers; the
+attention set's path must then be readable on every worker (a shared file system).
 """
 
 from __future__ import annotations

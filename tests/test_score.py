@@ -93,4 +93,4 @@ def test_seeds_score_on_the_default_model(tmp_path):
     data = json.loads(out.read_text())
     assert data["model"] == "gemma-3-270m" and len(data["heads"]) == 72
     assert all(p["error"] is None for p in data["programs"])
-    assert data["mean_best_iou"] > 0.3
+    assert data["mean_best_iou"] > 0.6   # measured 0.650 on the search split
