@@ -22,6 +22,7 @@ class Record:
     ok: bool
     error: str | None
     seconds: float
+    target: tuple[int, ...] = ()  # the head(s) the request that made it aimed at
 
     @classmethod
     def from_dict(cls, d: dict) -> "Record":
@@ -29,6 +30,7 @@ class Record:
         names = {f.name for f in dataclasses.fields(cls)}
         kept = {k: v for k, v in d.items() if k in names}
         kept["parents"] = tuple(kept.get("parents", ()))
+        kept["target"] = tuple(kept.get("target", ()))
         return cls(**kept)
 
 
@@ -96,6 +98,7 @@ class Archive:
         for i, r in enumerate(self.records):
             row = dataclasses.asdict(r)
             row["parents"] = list(r.parents)
+            row["target"] = list(r.target)
             row["iou"] = encode(self._iou[i]) if r.ok else None
             rows.append(row)
         ppl = [[self.records[i].id, k, v] for (i, k), v in sorted(self.ppl.items())]

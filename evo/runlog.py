@@ -23,7 +23,7 @@ def line(record: archive_mod.Record, iou: np.ndarray | None, when: float | None 
     """Returns the log entry for one evaluated program."""
     entry = {
         "id": record.id, "key": record.key, "source": record.source,
-        "parents": list(record.parents), "operator": record.operator,
+        "parents": list(record.parents), "operator": record.operator, "target": list(record.target),
         "generation": record.generation, "time": round(time.time() if when is None else when, 3),
         "length": record.length, "ok": record.ok, "error": record.error,
         "seconds": round(record.seconds, 4),

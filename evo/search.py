@@ -49,9 +49,10 @@ class Settings:
     batch_size: int = 24  # requests per generation
     population: int = 8  # NSGA-II selection size per head
     islands: int | None = None  # head clusters; None: about sqrt(heads)
-    crossover_rate: float = 0.4  # share of requests that are crossovers
+    crossover_rate: float = 0.6  # share of requests that are crossovers
     migration_rate: float = 0.15  # share of crossover partners taken from another island
     tournament_size: int = 3
+    novelty: float = 0.3  # partner tournaments favour programs whose IoU profile differs from the parent's
     pool: int = 48  # per-head NSGA-II candidate pool: top programs by IoU, plus the front
     stall_generations: int = 25  # stop after this many generations with no new program
     cascade_margin: float = 0.1  # downstream cost for front programs within this IoU of the best
@@ -120,14 +121,14 @@ class Search:
             children = self.operator.vary(requests)
             if should_stop():
                 return self._interrupt()
-            fresh = self._fresh(children)
+            fresh, targets = self._fresh(children, requests)
             results = self.evaluator([c.source for c in fresh]) if fresh else []
             if should_stop():
                 return self._interrupt()
             for r in requests:
                 self.since[r.heads[0]] += 1
             self.generation += 1
-            self._add(fresh, results)
+            self._add(fresh, results, targets)
             self.stall = 0 if fresh else self.stall + 1
             self._commit()
         self._message(f"stopped: {reason}")
@@ -159,7 +160,7 @@ class Search:
         """Returns n requests, each aimed at one head chosen where the search can gain most."""
         s, iou, rng = self.settings, self.archive.iou, self.rng
         weights = selection.head_weights(self.best, self.improved_at, self.since, self.generation)
-        population = self.population()
+        population, seeds = self.population(), self._seeds
         requests = []
         for _ in range(n):
             k = int(rng.choice(len(weights), p=weights))
@@ -169,9 +170,10 @@ class Search:
                 island = int(self.islands[k])
                 if len(population) > 1 and rng.random() < s.migration_rate:
                     island = int(rng.choice([j for j in range(len(population)) if j != island]))
-                pool = [i for i in population[island] if i != first]
+                pool = sorted((set(population[island]) | seeds) - {first})
                 if pool:
-                    parents.append(selection.tournament(pool, iou[:, k], s.tournament_size, rng))
+                    score = selection.partner_scores(iou, first, k, s.novelty)
+                    parents.append(selection.tournament(pool, score, s.tournament_size, rng))
             kind = "crossover" if len(parents) == 2 else "mutate"
             seed = int(rng.integers(0, 2**63 - 1))
             requests.append(base.Request(kind, tuple(self._parent(i) for i in parents), (k,), seed))
@@ -181,10 +183,11 @@ class Search:
         r = self.archive.records[i]
         return base.Parent(id=r.id, source=r.source, iou=self.archive.iou[i].copy(), length=r.length)
 
-    def _fresh(self, children: list[base.Child]) -> list[base.Child]:
-        """Returns the children with a source never evaluated before, first of each kept."""
-        out, seen = [], set(self.archive.by_key)
-        for child in children:
+    def _fresh(self, children: list[base.Child], requests: list[base.Request]):
+        """Returns the children never evaluated before (first of each kept) and their target heads."""
+        assert len(children) == len(requests), "operator returned a different number of children"
+        out, targets, seen = [], [], set(self.archive.by_key)
+        for child, request in zip(children, requests):
             if child.source is None:
                 self.operator_failures += 1
                 continue
@@ -192,18 +195,19 @@ class Search:
             if key not in seen:
                 seen.add(key)
                 out.append(child)
-        return out
+                targets.append(request.heads)
+        return out, targets
 
-    def _add(self, children: list[base.Child], results: list) -> None:
+    def _add(self, children: list[base.Child], results: list, targets: list | None = None) -> None:
         """Puts evaluated children into the archive and the log."""
         assert len(children) == len(results), "evaluator returned a different number of results"
         entries = []
-        for child, res in zip(children, results):
+        for child, res, target in zip(children, results, targets or [()] * len(children)):
             record = archive_mod.Record(
                 id=self._new_id(child.meta.get("id") if not child.parents else None), key=res.key,
                 source=child.source, parents=tuple(child.parents), operator=child.operator,
                 generation=self.generation, length=int(res.length), ok=bool(res.ok),
-                error=res.error, seconds=float(res.seconds))
+                error=res.error, seconds=float(res.seconds), target=tuple(target))
             iou = res.iou if res.ok else None
             self.archive.add(record, iou)
             entries.append(runlog.line(record, iou))
@@ -268,6 +272,11 @@ class Search:
         return INTERRUPTED
 
     # ---- views ---------------------------------------------------------------------
+
+    @property
+    def _seeds(self) -> set[int]:
+        """Returns the starting programs that ran: the basic patterns crossovers can always draw on."""
+        return {i for i, r in enumerate(self.archive.records) if r.generation == 0 and r.ok}
 
     @property
     def best(self) -> np.ndarray:

@@ -142,6 +142,14 @@ def head_weights(best: np.ndarray, improved_at: np.ndarray, since: np.ndarray, g
     return w / w.sum()
 
 
+def partner_scores(iou: np.ndarray, first: int, k: int, novelty: float) -> np.ndarray:
+    """Returns crossover-partner scores for head k: IoU plus a bonus for a profile unlike `first`'s."""
+    centred = iou - iou.mean(axis=1, keepdims=True)  # (N, K) what each program explains, relatively
+    norms = np.linalg.norm(centred, axis=1) * np.linalg.norm(centred[first]) + 1e-12
+    cosine = centred @ centred[first] / norms
+    return iou[:, k] + novelty * (1.0 - cosine) / 2.0
+
+
 def tournament(pool: list[int], score: np.ndarray, size: int, rng: np.random.Generator) -> int:
     """Returns the pool member with the highest score among `size` drawn at random."""
     assert pool, "tournament over an empty pool"

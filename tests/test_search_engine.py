@@ -8,6 +8,7 @@ import pytest
 from evo import checkpoint, runlog, search
 from evo.errors import UserError
 from operators import base
+from evo import selection
 from test_search_toys import SEEDS, TARGETS, ToyEvaluator, ToyOperator, engine
 
 
@@ -146,3 +147,48 @@ def test_progress_snapshot_reports_budget_and_mean_best(tmp_path):
     assert (snap.evaluated, snap.budget, snap.n_heads) == (40, 40, len(TARGETS))
     assert snap.mean_best == pytest.approx(float(e.best.mean()))
     assert snap.operator == {"calls": e.operator.calls}
+
+
+def test_records_and_log_name_the_head_each_child_was_bred_for(tmp_path):
+    e, _ = _run(tmp_path, budget=search.Budget(max_programs=30))
+    bred = [r for r in e.archive.records if r.generation > 0]
+    assert bred and all(len(r.target) == 1 and 0 <= r.target[0] < len(TARGETS) for r in bred)
+    logged = {x["id"]: tuple(x["target"]) for x in runlog.read(tmp_path / "run" / "log.jsonl")}
+    assert all(logged[r.id] == r.target for r in e.archive.records)
+
+
+def _brute_front(table, idx):
+    signed = table * np.array([1.0] + [-1.0] * (table.shape[1] - 1))
+    return [int(i) for i in idx if not any(np.all(signed[j] >= signed[i]) and np.any(signed[j] > signed[i])
+                                           for j in idx if j != i)]
+
+
+class _ToyCost:
+    """Downstream cost = weight on the first pattern; records what it was asked."""
+
+    def __init__(self):
+        self.asked: list[tuple[str, int]] = []
+
+    def costs(self, items):
+        from test_search_toys import weights
+
+        self.asked += [(pid, k) for pid, _, k in items]
+        return [None if "PAD1" in src else float(weights(src)[0]) for _, src, k in items]
+
+
+def test_downstream_cost_is_measured_once_near_fronts_and_becomes_an_objective(tmp_path):
+    cost = _ToyCost()
+    e = engine(tmp_path / "run", budget=search.Budget(max_programs=50))
+    e.downstream = cost
+    e.seed(SEEDS)
+    e.run()
+    assert len(cost.asked) == len(set(cost.asked)) > 0
+    assert len(cost.asked) < len(e.archive) * len(TARGETS) / 2  # a cascade, not everything
+    for k in range(len(TARGETS)):
+        best = int(np.argmax(e.archive.iou[:, k]))
+        assert (best, k) in e.archive.ppl
+        table = selection.objectives(e.archive.iou[:, k], e.archive.lengths, e.archive.ppl_column(k))
+        assert e.fronts[k] == _brute_front(table, np.flatnonzero(e.archive.ok))
+    assert all(len(e.selected[k]) > 0 for k in range(len(TARGETS)))
+    state = e.state()
+    assert state["archive"]["ppl"] and search.archive_mod.Archive.from_state(state["archive"]).ppl == e.archive.ppl

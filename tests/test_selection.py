@@ -90,3 +90,10 @@ def test_candidates_bound_the_pool_but_contain_the_front():
     assert set(selection.front_2d(iou, lengths, ok)) <= set(pool.tolist())
     assert set(np.argsort(-iou)[:20].tolist()) <= set(pool.tolist())
     assert list(itertools.pairwise(pool)) == [(a, b) for a, b in itertools.pairwise(sorted(pool))]
+
+
+def test_partner_scores_reward_a_different_profile_at_equal_iou():
+    iou = np.array([[0.8, 0.2, 0.1], [0.5, 0.2, 0.1], [0.5, 0.1, 0.9]])  # 1 is like 0, 2 is not
+    score = selection.partner_scores(iou, first=0, k=0, novelty=0.3)
+    assert score[2] > score[1]
+    assert np.allclose(selection.partner_scores(iou, 0, 0, 0.0), iou[:, 0])

@@ -40,6 +40,9 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="requests per generation")
     p.add_argument("--population", type=int, default=None, help="NSGA-II selection size per head")
     p.add_argument("--time-limit", type=float, default=2.0, help="seconds per program per sentence")
+    p.add_argument("--downstream-sentences", type=int, default=0,
+                   help="add the perplexity cost of replacing a head as a third objective, measured on "
+                        "this many sentences of the perplexity split for programs near a front (default 0: off)")
     _registry_flags(p)
     p.set_defaults(func=run_search)
 
@@ -83,6 +86,10 @@ def run_search(args) -> int:
     _check_positive(args, "sentence_tokens", "workers", "max_programs", "generations", "batch_size",
                     "population")
     _check_positive(args, "max_hours", "time_limit", number=float)
+    if args.downstream_sentences < 0:
+        raise UserError(f"--downstream-sentences must be 0 (off) or positive, got {args.downstream_sentences}")
+    if args.downstream_sentences and args.attention_set:
+        raise UserError("--downstream-sentences needs the model: use --model, not --attention-set")
     run_dir = pathlib.Path(args.run_dir or f"runs/{_slug(args.model)}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
     if args.attention_set and args.model != DEFAULT_MODEL:
         raise UserError("give --model or --attention-set, not both: the set fixes the model")
@@ -102,7 +109,8 @@ def run_search(args) -> int:
         "sentence_tokens": args.sentence_tokens, "attention_set": _aset_info(aset),
         "captured": not args.attention_set,
         "seed": args.seed, "budgets": dataclasses.asdict(budget), "settings": dataclasses.asdict(settings),
-        "operators": _operator_settings(args), "workers": args.workers, "time_limit": args.time_limit,
+        "operators": _operator_settings(args), "downstream_sentences": args.downstream_sentences,
+        "workers": args.workers, "time_limit": args.time_limit,
         "seeds_dir": str(args.seeds_dir or DEFAULT_SEEDS), "from_export": args.from_export,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(), "command": sys.argv,
     }
@@ -144,7 +152,7 @@ def _drive(run_dir, config, budget, workers, programs=None, state=None) -> int:
         engine = search.Search(run_dir, evaluator, operator, n_heads=len(aset.heads),
                                rng=np.random.default_rng(config["seed"]), attention_set=config["attention_set"],
                                settings=search.Settings(**config["settings"]), budget=budget,
-                               reporter=reporter)
+                               downstream=downstream, reporter=reporter)
         if state is None:
             reporter.message(f"evo search: run {run_dir}, {len(programs)} starting programs, "
                              f"{len(aset.heads)} heads, {len(aset)} sentences, operators {operator.name}")
