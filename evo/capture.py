@@ -9,6 +9,7 @@ the mask hides it. Either way a sentence's top-left n x n block equals its unpad
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import json
 import pathlib
@@ -198,11 +199,17 @@ def ensure_status(model: str = "gemma-3-270m", corpus_path: str | None = None, s
         return existing, True
     if force and out.exists() and not (out / attention_set.META_FILE).is_file() and any(out.iterdir()):
         raise UserError(f"{out} exists and is not an attention set; choose another --out")
-    loaded = models.load(model, device=device, dtype=dtype)
-    settings = {"key": key, "model": model, "corpus_path": corpus_path, "split": split,
-                "max_tokens": max_tokens, "dtype": dtype or "float32"}
-    return capture(loaded, corpus, out, max_tokens=max_tokens, batch_size=batch_size, progress=progress,
-                   settings=settings), False
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process capturing the same set: wait, then reuse it
+        existing = None if force else stored(out, key)
+        if existing is not None:
+            return existing, True
+        loaded = models.load(model, device=device, dtype=dtype)
+        settings = {"key": key, "model": model, "corpus_path": corpus_path, "split": split,
+                    "max_tokens": max_tokens, "dtype": dtype or "float32"}
+        return capture(loaded, corpus, out, max_tokens=max_tokens, batch_size=batch_size, progress=progress,
+                       settings=settings), False
 
 
 def ensure(model: str = "gemma-3-270m", corpus_path: str | None = None, split: str = "search",

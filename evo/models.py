@@ -173,6 +173,9 @@ def converted_gguf(gguf: pathlib.Path | Callable[[], pathlib.Path], cache_name: 
     with open(target.parent / f".{cache_name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process converting the same model: wait for it
         if not _complete(target):
+            for stale in target.parent.glob(f".{cache_name}.*"):
+                if stale.is_dir():  # left by a conversion that was killed; we hold the lock
+                    shutil.rmtree(stale)
             _convert(gguf() if callable(gguf) else gguf, target)
     return target
 
