@@ -143,6 +143,7 @@ class Writer:
         self.written: set[int] = set()
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.", dir=self.out_dir.parent))
+        os.chmod(self.tmp, 0o755)  # mkdtemp makes it private; the finished set is an ordinary directory
         self._file = open(self.tmp / TENSOR_FILE, "wb")
         self._offsets = self._write_header()
 

@@ -186,6 +186,7 @@ def _convert(gguf: pathlib.Path, target: pathlib.Path) -> None:
     import transformers
 
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the finished copy is an ordinary directory
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         quantised = transformers.AutoModelForCausalLM.from_pretrained(
