@@ -148,6 +148,12 @@ def _drive(run_dir, config, budget, workers, programs=None, state=None) -> int:
     evaluator = functools.partial(evaluate.evaluate, aset_path=aset.path,
                                   limits=sandbox.Limits(seconds=config["time_limit"]), workers=workers)
     operator = registry.build(dict(config["operators"], run_dir=str(run_dir)), aset.path)
+    downstream = None
+    if config.get("downstream_sentences"):
+        from evo import perplexity
+
+        downstream = perplexity.HeadCost.build(config["model"], sentences=config["downstream_sentences"],
+                                               corpus_path=config["corpus"])
     with progress.Reporter() as reporter, _signals() as stop:
         engine = search.Search(run_dir, evaluator, operator, n_heads=len(aset.heads),
                                rng=np.random.default_rng(config["seed"]), attention_set=config["attention_set"],

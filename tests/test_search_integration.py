@@ -1,0 +1,33 @@
+"""End to end on the real default model: search a few dozen programs, export, re-score."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from evo import archive, cli, evaluate
+
+
+@pytest.mark.integration
+def test_tiny_search_on_gemma_improves_on_seeds_and_exports_reproducible_scores(tmp_path):
+    run_dir, out = tmp_path / "run", tmp_path / "front"
+    assert cli.main(["search", "--run-dir", str(run_dir), "--max-programs", "50", "--batch-size", "12",
+                     "--workers", "2", "--seed", "7"]) == 0
+    state = json.loads((run_dir / "checkpoint.json").read_text())
+    seeds = [r for r in state["archive"]["records"] if r["generation"] == 0]
+    assert state["spent"]["programs"] == 50 and len(seeds) < 50
+    assert cli.main(["export", str(run_dir), "--out", str(out)]) == 0
+    doc = json.loads((out / "front.json").read_text())
+    assert doc["model"] == "gemma-3-270m" and len(doc["heads"]) == 18 * 4
+    config = json.loads((run_dir / "config.json").read_text())
+    paths = sorted((out / "programs").glob("*.py"))
+    results = dict(zip([p.stem for p in paths],
+                       evaluate.evaluate([p.read_text() for p in paths], config["attention_set"]["path"],
+                                         workers=2)))
+    for k, head in enumerate(doc["heads"]):
+        best = max(head["front"], key=lambda e: e["iou"])
+        assert float(results[best["program"]].iou[k]) == pytest.approx(best["iou"], abs=1e-5)
+    arch = archive.Archive.from_state(state["archive"])
+    seeds_mean = arch.iou[: len(seeds)].max(0).mean()
+    assert doc["mean_best_iou"] > seeds_mean
