@@ -192,3 +192,23 @@ def test_downstream_cost_is_measured_once_near_fronts_and_becomes_an_objective(t
     assert all(len(e.selected[k]) > 0 for k in range(len(TARGETS)))
     state = e.state()
     assert state["archive"]["ppl"] and search.archive_mod.Archive.from_state(state["archive"]).ppl == e.archive.ppl
+
+
+def test_progress_prints_plain_lines_without_a_terminal_and_a_panel_with_one():
+    import io
+
+    from evo import progress
+
+    snap = progress.Snapshot(generation=3, evaluated=120, budget=500, mean_best=0.6789, heads_above=9,
+                             n_heads=72, errors=2, elapsed=75.0, eta=240.0, operator={"calls": 7})
+    plain = io.StringIO()
+    with progress.Reporter(plain) as reporter:
+        reporter.update(snap)
+        reporter.message("stopped: reached --max-programs 500")
+    text = plain.getvalue()
+    assert "gen 3 programs 120/500 mean-best-iou 0.6789 heads>=0.8 9/72 errors 2" in text
+    assert "elapsed 0:01:15 eta 0:04:00 calls=7" in text and "stopped: reached" in text
+    live = io.StringIO()
+    with progress.Reporter(live, live=True) as reporter:
+        reporter.update(snap)
+    assert "mean best-fit IoU" in live.getvalue() and "0.6789" in live.getvalue()
