@@ -10,7 +10,7 @@ import pathlib
 import numpy as np
 
 from evo import fitness, program
-from operators import mixing
+from operators import basis, mixing
 from operators.ast_edits import NotApplicable
 
 POWERS = (0.25, 0.5, 1.0, 2.0, 3.0, 4.0)
@@ -61,6 +61,7 @@ class Fitter:
         self.limits = limits
         self._sample: Sample | None = None
         self._parts: dict[str, np.ndarray | str] = {}
+        self._basis: dict[str, np.ndarray] = {}
 
     @property
     def sample(self) -> Sample:
@@ -72,6 +73,9 @@ class Fitter:
     def part(self, mix: mixing.Mix, func: str) -> np.ndarray:
         """Returns the helper's output on the sample, rows normalised: (R, N)."""
         helper = mix.def_named(func)
+        name = basis.known(helper, self.sample.causal)
+        if name is not None:
+            return self.basis_part(name)
         pattern = mixing.known_pattern(helper, self.sample.causal)
         if pattern is not None:
             return self._normalised([mixing.pattern_matrix(pattern, n, self.sample.causal)
@@ -86,6 +90,36 @@ class Fitter:
         if isinstance(found, str):
             raise NotApplicable(found)
         return found
+
+    def basis_part(self, name: str) -> np.ndarray:
+        """Returns a basis helper's output on the sample, rows normalised, computed in-process: (R, N)."""
+        if name not in self._basis:
+            self._basis[name] = self._normalised(basis.matrices(name, self.sample.tokens, self.sample.causal))
+        return self._basis[name]
+
+    def screen(self, current: np.ndarray, cand: np.ndarray, free: bool,
+               heads: tuple[int, ...]) -> tuple[float, float, float]:
+        """Returns (score, share, exponent) of the best `share * cand ** q + (1 - share) * current`.
+
+        `current` is the mix so far with rows summing to 1 (or None to score `cand` alone).
+        """
+        targets, rw = self.sample.targets[list(heads)], self.sample.row_weight
+        best = (-1.0, 0.0, 1.0)
+        for q in (POWERS if free else (1.0,)):
+            shaped = _powered(cand, q)
+            if current is None:
+                best = max(best, (float(_scores(shaped[None], targets, rw)[0]), 1.0, q))
+                continue
+            mixes = COARSE[:, None, None] * shaped[None] + (1.0 - COARSE)[:, None, None] * current
+            scores = _scores(mixes, targets, rw)
+            g = int(np.argmax(scores))
+            best = max(best, (float(scores[g]), float(COARSE[g]), q))
+        return best
+
+    def mixed(self, parts: list[np.ndarray], weights: list[float], powers: list[float]) -> np.ndarray:
+        """Returns the mix as written, rows summing to 1: (R, N)."""
+        total = sum(weights) or 1.0
+        return _renorm(sum(w / total * _powered(p, q) for p, w, q in zip(parts, weights, powers)))
 
     def _run(self, source: str) -> np.ndarray | str:
         """Returns the program's normalised output on the sample, or the one-line failure."""

@@ -223,7 +223,12 @@ def _anonymous(stmt: ast.stmt) -> str:
 
 def with_pattern(mix: Mix, pattern: str, w: float, causal: bool) -> Mix:
     """Returns `(1 - w) * mix + w * pattern`."""
-    helper = pattern_def(pattern, causal)
+    return with_helper(mix, pattern_def(pattern, causal), w)
+
+
+def with_helper(mix: Mix, helper: ast.FunctionDef, w: float, power: float = 1.0) -> Mix:
+    """Returns `(1 - w) * mix + w * helper(tokens) ** power`; a twin helper of the mix is reused."""
+    pattern = helper.name
     existing = mix.def_named(pattern)
     defs = list(mix.defs)
     if existing is None:
@@ -231,7 +236,8 @@ def with_pattern(mix: Mix, pattern: str, w: float, causal: bool) -> Mix:
     elif ast.dump(existing) != ast.dump(helper):
         helper.name = ast_edits.fresh(pattern, mix.names() | {ast_edits.ENTRY})
         defs.append(helper)
-    return Mix(dict(mix.imports), defs, scaled(mix, 1.0 - w) + [Term(w, helper.name)])
+    rest = scaled(mix, 1.0 - w) if mix.terms else []
+    return Mix(dict(mix.imports), defs, rest + [Term(w, helper.name, power)])
 
 
 def combined(terms: list[Term], digits: int = 3) -> list[Term]:

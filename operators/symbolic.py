@@ -13,16 +13,17 @@ import numpy as np
 
 from evo import program
 from evo.errors import UserError
-from operators import ast_edits, base, fit, mixing, mutations
+from operators import ast_edits, base, basis, fit, mixing, mutations
 from operators.ast_edits import NotApplicable
 
 # Relative chances of each edit by request kind; the fit edits need an attention set.
 MUTATE_WEIGHTS = {
     "change_constant": 2.0, "shift_offset": 2.0, "swap_predicate": 1.5, "flip_comparison": 1.0,
     "sharpen": 0.5, "add_sink": 1.0, "mix_pattern": 1.0, "drop_term": 0.5, "fit_weight": 3.0,
+    "fit_basis": 6.0, "fit_scratch": 2.0,
 }
-CROSSOVER_WEIGHTS = {"mix": 2.0, "splice_condition": 1.5, "swap_helper": 1.0, "fit_mix": 3.0}
-FIT_EDITS = ("fit_weight", "fit_mix")
+CROSSOVER_WEIGHTS = {"mix": 2.0, "splice_condition": 1.5, "swap_helper": 1.0, "fit_mix": 6.0}
+FIT_EDITS = ("fit_weight", "fit_mix", "fit_basis", "fit_scratch")
 _POINT_EDITS = {
     "change_constant": mutations.change_constant, "shift_offset": mutations.shift_offset,
     "swap_predicate": mutations.swap_predicate, "flip_comparison": mutations.flip_comparison,
@@ -36,6 +37,7 @@ class Settings:
     max_terms: int = 5            # parts a mix may have
     fit_sentences: int = 32       # sentences of the attention set the fit edits score on
     max_tries: int = 8            # edits tried per request before giving up
+    min_gain: float = 0.003       # IoU a basis term must add to the fitted mix to be kept
     mutate_weights: dict = dataclasses.field(default_factory=lambda: dict(MUTATE_WEIGHTS))
     crossover_weights: dict = dataclasses.field(default_factory=lambda: dict(CROSSOVER_WEIGHTS))
 
@@ -46,6 +48,8 @@ class Settings:
                 raise UserError(f"unknown symbolic edit(s) {unknown}; known: {sorted(known)}")
             if any(not isinstance(v, (int, float)) or v < 0 for v in table.values()):
                 raise UserError("symbolic edit weights must be non-negative numbers")
+        if not 0 <= self.min_gain < 1:
+            raise UserError(f"symbolic setting min_gain must be in [0, 1), got {self.min_gain}")
         for name in ("max_length", "max_terms", "fit_sentences", "max_tries"):
             if getattr(self, name) < 1:
                 raise UserError(f"symbolic setting {name} must be at least 1, got {getattr(self, name)}")
@@ -166,26 +170,65 @@ class SymbolicOperator:
         a, b = (mixing.read(p.source, self.causal) for p in request.parents)
         return self._fitted(mixing.merge(a, b, 0.5), request, add_patterns=1)
 
-    def _fitted(self, mix: mixing.Mix, request: base.Request, add_patterns: int) -> tuple[str, dict]:
-        """Returns the mix with fitted weights and exponents, greedily adding up to `add_patterns` patterns."""
+    def _fit_basis(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
+        mix = mixing.read(request.parents[0].source, self.causal)
+        return self._fitted(mix, request, add_patterns=self.settings.max_terms, label="fit_basis")
+
+    def _fit_scratch(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
+        """Fits a mix of basis patterns alone to the head, starting from one of its three best patterns."""
         heads = _heads(request)
-        before = self._score(mix, heads)
+        ranked = sorted(((self._screen_alone(b, heads), b)
+                         for b in basis.names(self.causal)), reverse=True)
+        (score, _, power), first = ranked[int(rng.integers(min(3, len(ranked))))]
+        mix = mixing.with_helper(mixing.Mix({}, [], []), basis.helper_def(first, self.causal), 1.0, power)
+        return self._fitted(mix, request, add_patterns=self.settings.max_terms - 1, label="fit_scratch",
+                            before=float(request.parents[0].iou[heads].mean()))
+
+    def _screen_alone(self, name: str, heads: tuple[int, ...]) -> tuple[float, float, float]:
+        part = self.fitter.basis_part(name)
+        return self.fitter.screen(None, part, fit.graded(part), heads)
+
+    def _fitted(self, mix: mixing.Mix, request: base.Request, add_patterns: int, label: str | None = None,
+                before: float | None = None) -> tuple[str, dict]:
+        """Returns the mix with fitted weights and exponents, greedily adding up to `add_patterns` basis terms."""
+        heads = _heads(request)
+        before = self._score(mix, heads) if before is None else before
         mix, result = self._fit(mix, heads)
         for _ in range(add_patterns):
-            present = {mixing.known_pattern(mix.def_named(t.func), self.causal) for t in mix.terms}
-            options = [self._fit(mixing.with_pattern(mix, p, 0.0, self.causal), heads)
-                       for p in mixing.PATTERNS if p not in present and len(mix.terms) < self.settings.max_terms]
-            best = max(options, key=lambda pair: pair[1].score, default=None)
-            if best is None or best[1].score <= result.score + 1e-4:
+            if len(mixing.combined(mix.terms)) >= self.settings.max_terms:
                 break
-            mix, result = best
+            grown = self._grow(mix, heads, result.score)
+            if grown is None:
+                break
+            mix, result = grown
         if len(mix.terms) > self.settings.max_terms:
             mix.terms = sorted(mix.terms, key=lambda t: -t.weight)[:self.settings.max_terms]
             mix, result = self._fit(mix, heads)
         if result.score <= before + 1e-4:
             raise NotApplicable(f"fitting does not improve on {before:.3f} for heads {list(heads)}")
         meta = {"heads": list(heads), "fit_iou": round(result.score, 4), "parent_fit_iou": round(before, 4)}
+        if label:
+            meta["label"] = label
         return mixing.render(mix, self.causal), meta
+
+    def _grow(self, mix: mixing.Mix, heads: tuple[int, ...], score: float):
+        """Returns the mix plus the basis term that raises its fit most, refitted, or None below the gain floor."""
+        present = {basis.known(mix.def_named(t.func), self.causal) for t in mix.terms}
+        parts = [self.fitter.part(mix, t.func) for t in mix.terms]
+        current = self.fitter.mixed(parts, [t.weight for t in mix.terms], [t.power for t in mix.terms])
+        best = None
+        for name in basis.names(self.causal):
+            if name in present:
+                continue
+            cand = self.fitter.basis_part(name)
+            found = self.fitter.screen(current, cand, fit.graded(cand), heads)
+            if best is None or found[0] > best[0][0]:
+                best = (found, name)
+        if best is None or best[0][0] < score + self.settings.min_gain:
+            return None
+        (_, share, power), name = best
+        grown, result = self._fit(mixing.with_helper(mix, basis.helper_def(name, self.causal), share, power), heads)
+        return (grown, result) if result.score >= score + self.settings.min_gain else None
 
     def _fit(self, mix: mixing.Mix, heads: tuple[int, ...]) -> tuple[mixing.Mix, fit.Result]:
         parts = [self.fitter.part(mix, t.func) for t in mix.terms]

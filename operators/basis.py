@@ -1,0 +1,114 @@
+"""A library of readable attention patterns that the fit edits mix, and their matrices.
+
+Each basis term is the source of one private helper `_name(tokens) -> (n, n)` written
+with numpy and the prelude. The helpers are this module's own trusted code, so the
+fitter computes their matrices here, in-process, by running exactly the source that a
+child program carries (`matrices`); untrusted programs still only run in the sandbox.
+Graded patterns (decays) get their rate from the fitted exponent: `_decay(tokens) ** 2`
+is a decay of 0.25 per step.
+"""
+
+import ast
+
+import numpy as np
+
+from evo import prelude
+from operators import mixing
+
+_CAUSAL = {
+    "_sink": ("every token attends to the first token",
+              "a = np.zeros((n, n))\n    a[:, 0] = 1.0\n    return a"),
+    "_previous": ("every token attends to the one before it (the first to itself)",
+                  "a = np.eye(n, k=-1)\n    a[0, 0] = 1.0\n    return a"),
+    "_self": ("every token attends to itself", "return np.eye(n)"),
+    "_uniform": ("every token attends equally to all tokens it can see", "return {uniform}"),
+    "_two_back": ("every token attends to the token two before it", "return np.eye(n, k=-2)"),
+    "_three_back": ("every token attends to the token three before it", "return np.eye(n, k=-3)"),
+    "_decay": ("attention halves with each step back",
+               "pos = np.arange(n)\n    back = pos[:, None] - pos[None, :]\n"
+               "    return np.where(back >= 0, 0.5 ** np.abs(back), 0.0)"),
+    "_slow_decay": ("attention fades by 0.9 with each step back",
+                    "pos = np.arange(n)\n    back = pos[:, None] - pos[None, :]\n"
+                    "    return np.where(back >= 0, 0.9 ** np.abs(back), 0.0)"),
+    "_window": ("every token attends to itself and the two tokens before it", "return band(n, 2)"),
+    "_same_token": ("every token attends to earlier copies of itself (and itself)",
+                    "return np.tril(same_token(tokens))"),
+    "_previous_copy": ("every token attends to the last earlier copy of itself",
+                       "return one_hot(n, [previous_occurrence(tokens, i) for i in range(n)])"),
+    "_induction": ("every token attends to what followed earlier copies of the previous token",
+                   "a = np.zeros((n, n))\n    for i in range(1, n):\n        for j in range(1, i):\n"
+                   "            if tokens[j - 1] == tokens[i - 1]:\n                a[i, j] = 1.0\n    return a"),
+    "_punct": ("every token attends to the punctuation marks so far",
+               "return np.tril(columns(tokens, is_punct))"),
+    "_delimiters": ("every token attends to the delimiters so far",
+                    "return np.tril(columns(tokens, is_delimiter))"),
+    "_last_delimiter": ("every token attends to the most recent delimiter",
+                        "return one_hot(n, most_recent(tokens, is_delimiter))"),
+    "_capitals": ("every token attends to the capitalised tokens so far",
+                  "return np.tril(columns(tokens, is_capitalized))"),
+    "_word_starts": ("every token attends to the word starts so far",
+                     "return np.tril(columns(tokens, is_word_start))"),
+    "_word_head": ("every token attends to the first token of its word",
+                   "return one_hot(n, word_start(tokens))"),
+    "_same_word": ("every token attends to the tokens of its own word",
+                   "w = np.array(word_index(tokens))\n    return np.tril(1.0 * (w[:, None] == w[None, :]))"),
+    "_previous_word": ("every token attends to the first token of the previous word",
+                       "heads = word_start(tokens)\n"
+                       "    return one_hot(n, [heads[heads[i] - 1] if heads[i] > 0 else None for i in range(n)])"),
+    "_digits": ("every token attends to the digits so far", "return np.tril(columns(tokens, is_digit))"),
+    "_special": ("every token attends to the special tokens so far",
+                 "return np.tril(columns(tokens, is_special))"),
+}
+_BIDIRECTIONAL = {"_next": ("every token attends to the one after it (the last to itself)",
+                            "a = np.eye(n, k=1)\n    a[-1, -1] = 1.0\n    return a")}
+
+
+def names(causal: bool) -> tuple[str, ...]:
+    """Returns the basis helpers' names for a causal or bidirectional model."""
+    return tuple(_CAUSAL) + (() if causal else tuple(_BIDIRECTIONAL))
+
+
+def source(name: str, causal: bool) -> str:
+    """Returns the helper's source text."""
+    table = dict(_CAUSAL, **({} if causal else _BIDIRECTIONAL))
+    if name not in table:
+        raise KeyError(f"no basis pattern {name!r}")
+    if name in mixing.PATTERNS:  # the same text as mixing's patterns, so the two are twins
+        return ast.unparse(mixing.pattern_def(name, causal)) + "\n"
+    doc, body = table[name]
+    body = body.format(uniform="np.tril(np.ones((n, n)))" if causal else "np.ones((n, n))")
+    if not causal:
+        body = (body.replace("np.tril(columns(", "(columns(").replace("np.tril(same_token(", "(same_token(")
+                .replace("np.tril(1.0 *", "(1.0 *").replace("np.where(back >= 0, ", "(").replace(", 0.0)", ")"))
+    return f'def {name}(tokens):\n    """{doc[0].upper() + doc[1:]}."""\n    n = len(tokens)\n    {body}\n'
+
+
+def helper_def(name: str, causal: bool) -> ast.FunctionDef:
+    """Returns the helper as a function definition."""
+    return ast.parse(source(name, causal)).body[0]
+
+
+_DUMPS: dict[tuple[str, bool], str] = {}
+
+
+def known(stmt: ast.stmt, causal: bool) -> str | None:
+    """Returns the basis name when the statement is exactly that basis helper."""
+    if not isinstance(stmt, ast.FunctionDef) or stmt.name not in names(causal):
+        return None
+    key = (stmt.name, causal)
+    if key not in _DUMPS:
+        _DUMPS[key] = ast.dump(helper_def(stmt.name, causal))
+    return stmt.name if ast.dump(stmt) == _DUMPS[key] else None
+
+
+def function(name: str, causal: bool):
+    """Returns the helper as a callable, built from its source with numpy and the prelude in scope."""
+    scope = {"np": np, **{k: getattr(prelude, k) for k in prelude.__all__}}
+    exec(compile(source(name, causal), f"<basis {name}>", "exec"), scope)  # noqa: S102 - our own source
+    return scope[name]
+
+
+def matrices(name: str, sentences: list[list[str]], causal: bool) -> list[np.ndarray]:
+    """Returns the helper's raw float output for each sentence, computed in this process."""
+    f = function(name, causal)
+    return [np.asarray(f(list(tokens)), dtype=np.float64) for tokens in sentences]
