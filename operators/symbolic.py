@@ -177,9 +177,11 @@ class SymbolicOperator:
     def _fit_scratch(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
         """Fits a mix of basis patterns alone to the head, starting from one of its three best patterns."""
         heads = _heads(request)
-        ranked = sorted(((self._screen_alone(b, heads), b)
-                         for b in basis.names(self.causal)), reverse=True)
-        (score, _, power), first = ranked[int(rng.integers(min(3, len(ranked))))]
+        names = basis.names(self.causal)
+        found = [self._screen_alone(b, heads) for b in names]
+        ranked = sorted(range(len(names)), key=lambda i: (-found[i][0], i))
+        pick = ranked[int(rng.integers(min(3, len(ranked))))]
+        first, power = names[pick], found[pick][2]
         mix = mixing.with_helper(mixing.Mix({}, [], []), basis.helper_def(first, self.causal), 1.0, power)
         return self._fitted(mix, request, add_patterns=self.settings.max_terms - 1, label="fit_scratch",
                             before=float(request.parents[0].iou[heads].mean()))
