@@ -20,7 +20,7 @@ from operators.ast_edits import NotApplicable
 MUTATE_WEIGHTS = {
     "change_constant": 2.0, "shift_offset": 2.0, "swap_predicate": 1.5, "flip_comparison": 1.0,
     "sharpen": 0.5, "add_sink": 1.0, "mix_pattern": 1.0, "drop_term": 0.5, "fit_weight": 3.0,
-    "fit_basis": 6.0, "fit_scratch": 2.0,
+    "fit_basis": 5.0, "fit_scratch": 4.0,
 }
 CROSSOVER_WEIGHTS = {"mix": 2.0, "splice_condition": 1.5, "swap_helper": 1.0, "fit_mix": 6.0}
 FIT_EDITS = ("fit_weight", "fit_mix", "fit_basis", "fit_scratch")
