@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import threading
 import time
 from typing import Callable, Protocol
 
@@ -92,6 +93,7 @@ class Search:
         self._t0 = time.monotonic()
         self._session_start = 0  # programs evaluated when this session began
         self._committed: dict | None = None
+        self._pending = None  # the downstream measurement running in the background, if any
 
     # ---- the loop -------------------------------------------------------------------
 
@@ -108,6 +110,8 @@ class Search:
             first = next((r.error for r in results), "no programs given")
             raise UserError(f"none of the {len(fresh)} starting programs ran (first error: {first})")
         self._add(fresh, results)
+        self._start_cascade()
+        self._finish_cascade()
         profiles = self.archive.iou[self.archive.ok].T  # (K, seeds)
         n_islands = self.settings.islands or max(1, round(np.sqrt(self.archive.n_heads)))
         self.islands = selection.cluster(profiles, n_islands, self.rng)
@@ -116,6 +120,7 @@ class Search:
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> str:
         """Breeds generations until a budget or `should_stop`; returns why it stopped."""
         self._session_start = len(self.archive)
+        self._start_cascade()
         while (reason := self.exhausted()) is None:
             requests = self._requests(self._batch())
             children = self.operator.vary(requests)
@@ -125,11 +130,16 @@ class Search:
             results = self.evaluator([c.source for c in fresh]) if fresh else []
             if should_stop():
                 return self._interrupt()
+            self._finish_cascade()
             for r in requests:
                 self.since[r.heads[0]] += 1
             self.generation += 1
             self._add(fresh, results, targets)
             self.stall = 0 if fresh else self.stall + 1
+            self._commit()
+            self._start_cascade()
+        if self._pending is not None:
+            self._finish_cascade()
             self._commit()
         self._message(f"stopped: {reason}")
         return reason
@@ -212,7 +222,6 @@ class Search:
             self.archive.add(record, iou)
             entries.append(runlog.line(record, iou))
         self.log_bytes = runlog.append(self.run_dir / LOG, entries)
-        self._cascade()
 
     def _new_id(self, wanted: str | None) -> str:
         pid = wanted or f"p{len(self.archive):06d}"
@@ -222,10 +231,8 @@ class Search:
             pid = f"{base_id}-{n}"
         return pid
 
-    def _cascade(self) -> None:
-        """Measures the downstream cost for programs on or near each head's front."""
-        if self.downstream is None:
-            return
+    def _cascade_items(self) -> list[tuple[int, int]]:
+        """Returns the (program, head) pairs on or near a head's front whose cost is not yet known."""
         a, margin = self.archive, self.settings.cascade_margin
         iou, lengths, ok = a.iou, a.lengths, a.ok
         items = []
@@ -234,11 +241,47 @@ class Search:
             near = set(i for i in selection.front_2d(iou[:, k], lengths, ok) if iou[i, k] >= best - margin)
             near.update(int(i) for i in np.flatnonzero(ok)[np.argsort(-iou[ok, k], kind="stable")[:3]])
             items += [(i, k) for i in sorted(near) if (i, k) not in a.ppl]
-        if items:
-            costs = self.downstream.costs([(a.records[i].id, a.records[i].source, k) for i, k in items])
-            assert len(costs) == len(items), "downstream returned a different number of costs"
-            for item, cost in zip(items, costs):
-                a.ppl[item] = None if cost is None else float(cost)
+        return items
+
+    def _start_cascade(self) -> None:
+        """Starts measuring the downstream cost of near-front programs in a background thread.
+
+        The cascade started after generation g's checkpoint runs while generation g + 1 is
+        varied and evaluated, and is joined at one fixed point (before g + 1's programs are
+        added), so the costs a selection sees never depend on timing or worker count. It is
+        a pure function of the checkpointed archive, so a resumed run starts the same one.
+        """
+        if self.downstream is None or self._pending is not None:
+            return
+        items = self._cascade_items()
+        if not items:
+            return
+        payload = [(self.archive.records[i].id, self.archive.records[i].source, k) for i, k in items]
+        box: dict = {}
+
+        def measure() -> None:
+            try:
+                box["costs"] = self.downstream.costs(payload)
+            except BaseException as err:  # handed to the main thread by _finish_cascade
+                box["error"] = err
+
+        thread = threading.Thread(target=measure, name="headcode-downstream", daemon=True)
+        thread.start()
+        self._pending = (items, thread, box)
+
+    def _finish_cascade(self) -> None:
+        """Waits for the background downstream measurement and records its costs."""
+        if self._pending is None:
+            return
+        items, thread, box = self._pending
+        thread.join()
+        self._pending = None
+        if "error" in box:
+            raise box["error"]
+        costs = box["costs"]
+        assert len(costs) == len(items), "downstream returned a different number of costs"
+        for item, cost in zip(items, costs):
+            self.archive.ppl[item] = None if cost is None else float(cost)
 
     def _commit(self) -> None:
         """Updates head stats, selects per head, writes the checkpoint and reports."""

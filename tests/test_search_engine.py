@@ -194,6 +194,37 @@ def test_downstream_cost_is_measured_once_near_fronts_and_becomes_an_objective(t
     assert state["archive"]["ppl"] and search.archive_mod.Archive.from_state(state["archive"]).ppl == e.archive.ppl
 
 
+class _SlowCost(_ToyCost):
+    """A downstream cost that takes a seeded random time and records the thread it ran on."""
+
+    def __init__(self, seed):
+        super().__init__()
+        self.rng, self.threads = np.random.default_rng(seed), []
+
+    def costs(self, items):
+        import threading
+        import time
+
+        self.threads.append(threading.current_thread().name)
+        time.sleep(float(self.rng.uniform(0, 0.02)))
+        return super().costs(items)
+
+
+def test_downstream_cascade_runs_beside_the_next_generation_and_timing_changes_nothing(tmp_path):
+    runs = []
+    for seed in (1, 2):
+        cost = _SlowCost(seed)
+        e = engine(tmp_path / f"run{seed}", budget=search.Budget(max_programs=50))
+        e.downstream = cost
+        e.seed(SEEDS)
+        e.run()
+        assert "headcode-downstream" in cost.threads  # measured in the background, not in the loop
+        saved = search.archive_mod.Archive.from_state(checkpoint.load(tmp_path / f"run{seed}")["archive"])
+        assert saved.ppl == e.archive.ppl  # the last checkpoint holds every cost measured
+        runs.append((_fingerprint(e), e.archive.ppl, cost.asked))
+    assert runs[0] == runs[1]
+
+
 def test_progress_prints_plain_lines_without_a_terminal_and_a_panel_with_one():
     import io
 
