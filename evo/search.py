@@ -5,7 +5,9 @@
             children  <- operator.vary(requests)
             new       <- children whose normalised source was never evaluated
             scores    <- evaluate(new)               # one parallel call per generation
-            archive, log, downstream cascade, per-head NSGA-II selection, checkpoint
+            archive, log, per-head NSGA-II selection, checkpoint
+            downstream cascade for near-front programs  # in the background, beside the next
+                                                        # generation, joined before its add
     until a budget, the operator, or a signal says stop.
 
 The evaluator, the operator and the downstream measure are injected, so tests and the
