@@ -26,6 +26,16 @@ _CAUSAL = {
                       "a = np.zeros((n, n))\n    a[:12, 0] = 1.0\n    return a"),
     "_late_sink": ("tokens after the first 24 attend to the first token, the rest to nothing",
                    "a = np.zeros((n, n))\n    a[24:, 0] = 1.0\n    return a"),
+    "_fading_sink": ("every token attends to the first token and a quarter as much to each token it can see, "
+                     "so the first token's share at position i is 5 / (5 + i)",
+                     "a = {uniform} / 4\n    a[:, 0] += 1.0\n    return a"),
+    "_slow_fading_sink": ("every token attends to the first token and a sixteenth as much to each token it can see, "
+                          "so the first token's share at position i is 17 / (17 + i)",
+                          "a = {uniform} / 16\n    a[:, 0] += 1.0\n    return a"),
+    "_decay_sink": ("every token attends to the first token and a quarter as much to a 0.9 decay back, "
+                    "so the first token's share falls over the first dozen positions",
+                    "pos = np.arange(n)\n    back = pos[:, None] - pos[None, :]\n"
+                    "    a = np.where(back >= 0, 0.9 ** np.abs(back), 0.0) / 4\n    a[:, 0] += 1.0\n    return a"),
     "_previous": ("every token attends to the one before it (the first to itself)",
                   "a = np.eye(n, k=-1)\n    a[0, 0] = 1.0\n    return a"),
     "_self": ("every token attends to itself", "return np.eye(n)"),
