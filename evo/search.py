@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-import threading
 import time
-from typing import Callable, Protocol
+from typing import Callable
 
 import numpy as np
 
 from evo import archive as archive_mod
-from evo import checkpoint, program, progress, runlog, selection
+from evo import cascade, checkpoint, program, progress, runlog, selection
 from evo.errors import UserError
 from operators import base
 
@@ -61,8 +60,7 @@ class Settings:
     cascade_margin: float = 0.1  # downstream cost for front programs within this IoU of the best
 
 
-class Downstream(Protocol):
-    def costs(self, items: list[tuple[str, str, int]]) -> list[float | None]: ...
+Downstream = cascade.Downstream  # the seam for the perplexity objective (docs/internals.md)
 
 
 Evaluator = Callable[[list[str]], list]  # sources -> list[evo.evaluate.Evaluation], same order
@@ -95,7 +93,7 @@ class Search:
         self._t0 = time.monotonic()
         self._session_start = 0  # programs evaluated when this session began
         self._committed: dict | None = None
-        self._pending = None  # the downstream measurement running in the background, if any
+        self._cascade: cascade.Cascade | None = None  # made on first use
 
     # ---- the loop -------------------------------------------------------------------
 
@@ -140,7 +138,7 @@ class Search:
             self.stall = 0 if fresh else self.stall + 1
             self._commit()
             self._start_cascade()
-        if self._pending is not None:
+        if self._cascade is not None and self._cascade.running:
             self._finish_cascade()
             self._commit()
         self._message(f"stopped: {reason}")
@@ -233,57 +231,16 @@ class Search:
             pid = f"{base_id}-{n}"
         return pid
 
-    def _cascade_items(self) -> list[tuple[int, int]]:
-        """Returns the (program, head) pairs on or near a head's front whose cost is not yet known."""
-        a, margin = self.archive, self.settings.cascade_margin
-        iou, lengths, ok = a.iou, a.lengths, a.ok
-        items = []
-        for k in range(a.n_heads):
-            best = iou[ok, k].max() if ok.any() else 0.0
-            near = set(i for i in selection.front_2d(iou[:, k], lengths, ok) if iou[i, k] >= best - margin)
-            near.update(int(i) for i in np.flatnonzero(ok)[np.argsort(-iou[ok, k], kind="stable")[:3]])
-            items += [(i, k) for i in sorted(near) if (i, k) not in a.ppl]
-        return items
-
     def _start_cascade(self) -> None:
-        """Starts measuring the downstream cost of near-front programs in a background thread.
-
-        The cascade started after generation g's checkpoint runs while generation g + 1 is
-        varied and evaluated, and is joined at one fixed point (before g + 1's programs are
-        added), so the costs a selection sees never depend on timing or worker count. It is
-        a pure function of the checkpointed archive, so a resumed run starts the same one.
-        """
-        if self.downstream is None or self._pending is not None:
-            return
-        items = self._cascade_items()
-        if not items:
-            return
-        payload = [(self.archive.records[i].id, self.archive.records[i].source, k) for i, k in items]
-        box: dict = {}
-
-        def measure() -> None:
-            try:
-                box["costs"] = self.downstream.costs(payload)
-            except BaseException as err:  # handed to the main thread by _finish_cascade
-                box["error"] = err
-
-        thread = threading.Thread(target=measure, name="headcode-downstream", daemon=True)
-        thread.start()
-        self._pending = (items, thread, box)
+        """Starts the downstream cascade for the archive as committed (see evo.cascade)."""
+        if self.downstream is not None:
+            self._cascade = self._cascade or cascade.Cascade(self.downstream)
+            self._cascade.start(self.archive, self.settings.cascade_margin)
 
     def _finish_cascade(self) -> None:
-        """Waits for the background downstream measurement and records its costs."""
-        if self._pending is None:
-            return
-        items, thread, box = self._pending
-        thread.join()
-        self._pending = None
-        if "error" in box:
-            raise box["error"]
-        costs = box["costs"]
-        assert len(costs) == len(items), "downstream returned a different number of costs"
-        for item, cost in zip(items, costs):
-            self.archive.ppl[item] = None if cost is None else float(cost)
+        """Joins the downstream cascade in flight and records its costs."""
+        if self._cascade is not None:
+            self._cascade.finish(self.archive)
 
     def _commit(self) -> None:
         """Updates head stats, selects per head, writes the checkpoint and reports."""
