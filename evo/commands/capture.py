@@ -7,6 +7,8 @@ import sys
 import time
 import warnings
 
+from evo import corpus, models
+
 
 def register(subparsers) -> None:
     """Adds the `capture` subcommand."""
@@ -14,12 +16,12 @@ def register(subparsers) -> None:
         "capture", help="record every attention head's matrices on a corpus",
         description="Run a model over a corpus and store every head's attention (float16 safetensors). "
                     "A second call with the same settings reuses the stored set.")
-    parser.add_argument("--model", default="gemma-3-270m",
+    parser.add_argument("--model", default=models.DEFAULT_MODEL,
                         help="preset (gemma-3-270m, minilm-l6), local directory, .gguf file or Hugging Face id "
                              "(default: %(default)s)")
     parser.add_argument("--corpus", metavar="FILE", default=None,
                         help=".txt (one sentence per line) or .jsonl ({\"text\": ...}); default: built-in corpus")
-    parser.add_argument("--split", default="search", choices=("search", "validation", "perplexity"),
+    parser.add_argument("--split", default="search", choices=corpus.SPLITS,
                         help="split of the built-in corpus (default: %(default)s)")
     parser.add_argument("--max-tokens", type=int, default=64,
                         help="tokens per sentence, specials included; longer ones are truncated (default: 64)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from evo import corpus
+
 
 def register(subparsers) -> None:
     """Adds the `replace` subcommand."""
@@ -22,7 +24,7 @@ def register(subparsers) -> None:
                    help="replace exactly these heads (e.g. 3.1,5.0) by their best programs, in this order")
     p.add_argument("--corpus", metavar="FILE", default=None,
                    help=".txt or .jsonl text to measure on, used whole (default: built-in perplexity split)")
-    p.add_argument("--split", default=None, choices=("search", "validation", "perplexity"),
+    p.add_argument("--split", default=None, choices=corpus.SPLITS,
                    help="built-in corpus split (default: perplexity)")
     p.add_argument("--threshold", type=float, default=0.5,
                    help="skip a head whose marginal cost exceeds this (0.5 = +50%% perplexity; default: 0.5)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from evo import models
+
 
 def register(sub) -> None:
     """Adds the score subcommand."""
@@ -12,7 +14,7 @@ def register(sub) -> None:
         description="Score every program (files, or directories of *.py) against every head of a "
                     "model's attention on a corpus; print each head's best program and its IoU.")
     p.add_argument("paths", nargs="+", metavar="PATHS", help="program files or directories of *.py")
-    p.add_argument("--model", default="gemma-3-270m", help="preset, hub id or local path")
+    p.add_argument("--model", default=models.DEFAULT_MODEL, help="preset, hub id or local path")
     p.add_argument("--corpus", default=None, help=".txt or .jsonl corpus (default: built-in)")
     p.add_argument("--split", default="search", help="built-in corpus split (default: search)")
     p.add_argument("--max-tokens", type=int, default=64, help="tokens per sentence at most")

@@ -13,11 +13,12 @@ import pathlib
 import signal
 import sys
 
+from evo import models
 from evo.errors import UserError
 
 DEFAULT_SEEDS = pathlib.Path(__file__).resolve().parents[2] / "seeds"
 EXIT_INTERRUPTED = 130
-DEFAULT_MODEL = "gemma-3-270m"
+DEFAULT_MODEL = models.DEFAULT_MODEL
 
 
 def register(sub) -> None:
