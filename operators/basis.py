@@ -130,3 +130,15 @@ def matrices(name: str, sentences: list[list[str]], causal: bool) -> list[np.nda
     """Returns the helper's raw float output for each sentence, computed in this process."""
     f = function(name, causal)
     return [np.asarray(f(list(tokens)), dtype=np.float64) for tokens in sentences]
+
+
+_ANONYMOUS: dict[bool, dict[str, str]] = {}
+
+
+def matching(stmt: ast.stmt, causal: bool) -> str | None:
+    """Returns the basis name whose helper has the same code as the def, whatever its name and docstring."""
+    if not isinstance(stmt, ast.FunctionDef):
+        return None
+    if causal not in _ANONYMOUS:
+        _ANONYMOUS[causal] = {mixing.anonymous(helper_def(n, causal)): n for n in names(causal)}
+    return _ANONYMOUS[causal].get(mixing.anonymous(stmt))

@@ -142,6 +142,13 @@ class Fitter:
         """Returns weights and exponents that maximise the mean IoU with the heads (coordinate ascent)."""
         return _ascend(parts, weights, powers, free_power, self.sample.targets[list(heads)], self.sample.row_weight)
 
+    def score_many(self, parts: list[np.ndarray], weightings: list, powers: list[float],
+                   heads: tuple[int, ...]) -> np.ndarray:
+        """Returns the mean IoU with the heads of the mix under each weighting: (G,)."""
+        shaped = np.stack([_powered(p, q) for p, q in zip(parts, powers)])  # (T, R, N)
+        mixes = np.tensordot(np.asarray(weightings, dtype=np.float64), shaped, axes=1)  # (G, R, N)
+        return _scores(mixes, self.sample.targets[list(heads)], self.sample.row_weight)
+
     def score(self, parts: list[np.ndarray], weights: list[float], powers: list[float],
               heads: tuple[int, ...]) -> float:
         """Returns the mean IoU with the heads of the mix as written."""

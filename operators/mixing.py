@@ -8,9 +8,11 @@ each row's attention that part gets. Any other program reads as a one-term mix w
 
 import ast
 import dataclasses
+import re
 
 import numpy as np
 
+from evo import prelude
 from operators import ast_edits
 from operators.ast_edits import NotApplicable
 
@@ -86,10 +88,11 @@ class Mix:
     imports: dict       # bound name -> (module, attribute or None)
     defs: list          # top-level statements other than imports and `attention`
     terms: list
+    wrapped: bool = False  # the program was not a mix: its `attention` became the one helper
 
     def def_named(self, name: str) -> ast.stmt | None:
-        """Returns the top-level statement binding `name`, if any."""
-        return next((s for s in self.defs if ast_edits.defined_name(s) == name), None)
+        """Returns the top-level statement binding `name` (the last one, as Python binds it), if any."""
+        return next((s for s in reversed(self.defs) if ast_edits.defined_name(s) == name), None)
 
     def names(self) -> set[str]:
         """Returns every identifier the mix uses or binds."""
@@ -111,11 +114,29 @@ def read(source: str, causal: bool) -> Mix:
     if terms is not None:
         mix.terms = terms
     else:
-        name = ast_edits.fresh("_a", mix.names() | ast_edits.all_identifiers([att]))
-        att.name = name
+        doc = ast.get_docstring(tree)
+        if doc and doc.strip() and ast.get_docstring(att) is None:  # the program's own account travels with it
+            att.body.insert(0, ast.Expr(ast.Constant(doc.strip().splitlines()[0])))
+        att.name = ast_edits.fresh(helper_name(att), mix.names() | ast_edits.all_identifiers([att]))
         mix.defs.append(att)
-        mix.terms = [Term(1.0, name)]
+        mix.terms = [Term(1.0, att.name)]
+        mix.wrapped = True
     return mix
+
+
+_STOPWORDS = {"a", "an", "the", "of", "to", "and", "its", "it", "each", "every", "on", "in", "by", "is", "as"}
+
+
+def helper_name(fn: ast.FunctionDef) -> str:
+    """Returns a name for a helper from its docstring's first words, else from the prelude helpers it calls."""
+    doc = ast.get_docstring(fn) or ""
+    words = re.findall(r"[a-z]+", doc.split(":")[0].split(".")[0].lower())
+    words = [w for w in words if w not in _STOPWORDS][:4]
+    if words:
+        return "_" + "_".join(words)
+    calls = sorted({n.func.id for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                    and n.func.id in prelude.__all__ and n.func.id not in ("one_hot", "columns", "strip")})
+    return "_" + "_".join(c.removeprefix("is_") for c in calls[:2]) if calls else "_pattern"
 
 
 def _terms(att: ast.FunctionDef, mix: Mix) -> list[Term] | None:
@@ -193,7 +214,7 @@ def _resolve_names(a: Mix, b: Mix) -> dict[str, str]:
     temp = {n: f"zz_merge_{i}" for i, n in enumerate(names)}
     ast_edits.rename(b.defs, temp)
     pending = {temp[n]: n for n in names}
-    twins = {_anonymous(s): ast_edits.defined_name(s) for s in a.defs if ast_edits.defined_name(s)}
+    twins = {anonymous(s): ast_edits.defined_name(s) for s in a.defs if ast_edits.defined_name(s)}
     taken = a.names() | b.names() | {ast_edits.ENTRY}
     final = {}
     while pending:
@@ -201,7 +222,7 @@ def _resolve_names(a: Mix, b: Mix) -> dict[str, str]:
         for t in ready:
             stmt = b.def_named(t)
             original = pending.pop(t)
-            name = twins.get(_anonymous(stmt))
+            name = twins.get(anonymous(stmt))
             if name is None:
                 name = original if a.def_named(original) is None and original not in a.imports \
                     else ast_edits.fresh(original, taken)
@@ -215,10 +236,14 @@ def _refs(mix: Mix, name: str) -> set[str]:
     return ast_edits.loaded_names(mix.def_named(name))
 
 
-def _anonymous(stmt: ast.stmt) -> str:
-    """Returns the statement's dump with its own bound name blanked, to spot twins."""
-    dump = ast.dump(stmt)
-    return dump.replace(repr(ast_edits.defined_name(stmt)), "''", 1)
+def anonymous(stmt: ast.stmt) -> str:
+    """Returns the statement's dump with its own bound name and docstring blanked, to spot twins."""
+    stmt = ast_edits.clone(stmt)
+    if isinstance(stmt, ast.FunctionDef):
+        stmt.body = ast_edits.docstring_free(stmt.body) or [ast.Pass()]
+        stmt.name = ""
+        return ast.dump(stmt)
+    return ast.dump(stmt).replace(repr(ast_edits.defined_name(stmt)), "''", 1)
 
 
 def with_pattern(mix: Mix, pattern: str, w: float, causal: bool) -> Mix:
@@ -240,23 +265,24 @@ def with_helper(mix: Mix, helper: ast.FunctionDef, w: float, power: float = 1.0)
     return Mix(dict(mix.imports), defs, rest + [Term(w, helper.name, power)])
 
 
-def combined(terms: list[Term], digits: int = 3) -> list[Term]:
+def combined(terms: list[Term], digits: int | None = 3) -> list[Term]:
     """Returns the terms with equal parts summed, weights rounded, zero weights dropped, heaviest first."""
     out = {}
     for t in terms:
         key = (t.func, round(t.power, 3))
         out[key] = out.get(key, 0.0) + t.weight
-    kept = [Term(round(w, digits), f, p) for (f, p), w in out.items() if round(w, digits) > 0]
-    return sorted(kept, key=lambda t: -t.weight)
+    rounded = (lambda w: w) if digits is None else (lambda w: round(w, digits))
+    kept = [Term(rounded(w), f, p) for (f, p), w in out.items() if rounded(w) > 0]
+    return sorted(kept, key=lambda t: (-t.weight, t.func))
 
 
-def render(mix: Mix, causal: bool) -> str:
-    """Returns the mix as readable program source."""
-    terms = combined(mix.terms)
+def render(mix: Mix, causal: bool, digits: int | None = 3) -> str:
+    """Returns the mix as readable program source (weights rounded to `digits`; None: as they are)."""
+    terms = combined(mix.terms, digits)
     if not terms:
         raise NotApplicable("every weight rounds to zero")
     defs = [ast_edits.clone(s) for s in mix.defs]
-    att = _entry_for(terms, defs)
+    att = _entry_for(terms, defs, digits)
     if att is None:
         helper = next(s for s in defs if ast_edits.defined_name(s) == terms[0].func)
         ast_edits.rename(defs, {helper.name: ast_edits.ENTRY})
@@ -272,10 +298,22 @@ def render(mix: Mix, causal: bool) -> str:
             raise NotApplicable("`np` is bound to something other than numpy")
         imports["np"] = ("numpy", None)
     tree = ast.Module(body=ast_edits.import_stmts(imports) + defs + [att], type_ignores=[])
-    return ast_edits.unparse(tree)
+    return wrapped_sum(ast_edits.unparse(tree))
 
 
-def _entry_for(terms: list[Term], defs: list[ast.stmt]) -> ast.FunctionDef | None:
+def wrapped_sum(source: str, width: int = 100) -> str:
+    """Returns the source with a long `return a + b + ...` line split, one term per line."""
+    out = []
+    for line in source.splitlines():
+        if len(line) > width and line.startswith("    return ") and " + " in line:
+            parts = line[len("    return "):].split(" + ")
+            line = "    return (" + parts[0] + "".join(f"\n            + {p}" for p in parts[1:]) + ")"
+        out.append(line)
+    text = "\n".join(out) + "\n"
+    return text if ast.dump(ast.parse(text)) == ast.dump(ast.parse(source)) else source
+
+
+def _entry_for(terms: list[Term], defs: list[ast.stmt], digits: int | None) -> ast.FunctionDef | None:
     """Returns the `attention` def for the terms; None when the only helper can become it."""
     if len(terms) == 1 and terms[0].power == 1.0:
         refs = [s for s in defs if terms[0].func in ast_edits.loaded_names(s)]
@@ -285,10 +323,10 @@ def _entry_for(terms: list[Term], defs: list[ast.stmt]) -> ast.FunctionDef | Non
     exprs = []
     for t in terms:
         call = f"{t.func}(tokens)" + (f" ** {_num(t.power)}" if t.power != 1.0 else "")
-        exprs.append(call if len(terms) == 1 else f"{_num(t.weight)} * {ROWS}({call})")
+        exprs.append(call if len(terms) == 1 else f"{_num(t.weight, digits)} * {ROWS}({call})")
     text = f"def {ast_edits.ENTRY}(tokens):\n    return " + " + ".join(exprs) + "\n"
     return ast.parse(text).body[0]
 
 
-def _num(x: float) -> str:
-    return repr(float(round(x, 3)))
+def _num(x: float, digits: int | None = 3) -> str:
+    return repr(float(x if digits is None else round(x, digits)))

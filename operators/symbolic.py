@@ -13,7 +13,7 @@ import numpy as np
 
 from evo import program
 from evo.errors import UserError
-from operators import ast_edits, base, basis, fit, mixing, mutations
+from operators import ast_edits, base, basis, canonical, fit, mixing, mutations
 from operators.ast_edits import NotApplicable
 
 # Relative chances of each edit by request kind; the fit edits need an attention set.
@@ -101,6 +101,7 @@ class SymbolicOperator:
             edit = names[int(rng.choice(len(names), p=weights / weights.sum()))]
             try:
                 source, meta = self._apply(edit, request, rng)
+                source = canonical.canonical(source, self.causal)
                 self._validate(source, request)
             except NotApplicable as err:
                 reasons.append(f"{edit}: {err}")
@@ -133,7 +134,7 @@ class SymbolicOperator:
         factor = float(rng.choice([0.5, 2.0, 3.0]))
         old, term.power = term.power, float(f"{term.power * factor:.3g}")
         label = "sharpen" if factor > 1 else "flatten"
-        return mixing.render(mix, self.causal), {"label": label, "edit": f"{term.func} power {old} -> {term.power}"}
+        return canonical.write(mix, self.causal), {"label": label, "edit": f"{term.func} power {old} -> {term.power}"}
 
     def _add_sink(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
         return self._with_pattern(request, rng, "_sink", "add_sink")
@@ -147,21 +148,21 @@ class SymbolicOperator:
         w = float(rng.choice([0.05, 0.1, 0.2, 0.3]))
         mix = mixing.with_pattern(mix, pattern, w, self.causal)
         self._check_terms(mix)
-        return mixing.render(mix, self.causal), {"label": label, "edit": f"{w} * {pattern}"}
+        return canonical.write(mix, self.causal), {"label": label, "edit": f"{w} * {pattern}"}
 
     def _drop_term(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
         mix = mixing.read(request.parents[0].source, self.causal)
         if len(mix.terms) < 2:
             raise NotApplicable("the parent is not a mix of two or more parts")
         gone = mix.terms.pop(int(rng.integers(len(mix.terms))))
-        return mixing.render(mix, self.causal), {"edit": f"dropped {gone.func}"}
+        return canonical.write(mix, self.causal), {"edit": f"dropped {gone.func}"}
 
     def _mix(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
         a, b = (mixing.read(p.source, self.causal) for p in request.parents)
         w = float(rng.choice([0.3, 0.5, 0.7]))
         mix = mixing.merge(a, b, w)
         self._check_terms(mix)
-        return mixing.render(mix, self.causal), {"edit": f"{w} * first + {1 - w:.1f} * second"}
+        return canonical.write(mix, self.causal), {"edit": f"{w} * first + {1 - w:.1f} * second"}
 
     def _fit_weight(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
         return self._fitted(mixing.read(request.parents[0].source, self.causal), request, add_patterns=2)
@@ -206,12 +207,13 @@ class SymbolicOperator:
         if len(mix.terms) > self.settings.max_terms:
             mix.terms = sorted(mix.terms, key=lambda t: -t.weight)[:self.settings.max_terms]
             mix, result = self._fit(mix, heads)
-        if result.score <= before + 1e-4:
+        mix, score = self._rounded(mix, heads)
+        if score <= before + 1e-4:
             raise NotApplicable(f"fitting does not improve on {before:.3f} for heads {list(heads)}")
-        meta = {"heads": list(heads), "fit_iou": round(result.score, 4), "parent_fit_iou": round(before, 4)}
+        meta = {"heads": list(heads), "fit_iou": round(score, 4), "parent_fit_iou": round(before, 4)}
         if label:
             meta["label"] = label
-        return mixing.render(mix, self.causal), meta
+        return canonical.write(mix, self.causal), meta
 
     def _grow(self, mix: mixing.Mix, heads: tuple[int, ...], score: float):
         """Returns the mix plus the basis term that raises its fit most, refitted, or None below the gain floor."""
@@ -237,7 +239,30 @@ class SymbolicOperator:
         free = [fit.graded(p) for p in parts]
         result = self.fitter.fit(parts, [t.weight for t in mix.terms], [t.power for t in mix.terms], free, heads)
         terms = [mixing.Term(w, t.func, p) for t, w, p in zip(mix.terms, result.weights, result.powers)]
-        return mixing.Mix(mix.imports, mix.defs, [t for t in terms if t.weight >= 0.005]), result
+        kept = [t for t in terms if t.weight >= canonical.MIN_SHARE]
+        if kept and len(kept) < len(terms):  # the canonical form drops small terms: refit what is left
+            return self._fit(mixing.Mix(mix.imports, mix.defs, kept), heads)
+        return mixing.Mix(mix.imports, mix.defs, kept or terms), result
+
+    def _rounded(self, mix: mixing.Mix, heads: tuple[int, ...]) -> tuple[mixing.Mix, float]:
+        """Returns the mix with its canonical two-decimal shares, nudged 0.01 at a time while that helps."""
+        terms = canonical.shares(mix.terms)
+        parts = [self.fitter.part(mix, t.func) for t in terms]
+        units = np.array([round(t.weight * 100) for t in terms])
+        moves = [(a, b) for a in range(len(units)) for b in range(len(units)) if a != b]
+        best = self.fitter.score_many(parts, [units / 100], [t.power for t in terms], heads)[0]
+        for _ in range(10):
+            cands = [units + np.eye(len(units), dtype=int)[a] - np.eye(len(units), dtype=int)[b] for a, b in moves]
+            cands = [c for c in cands if c.min() >= 100 * canonical.MIN_SHARE]
+            if not cands:
+                break
+            scores = self.fitter.score_many(parts, [c / 100 for c in cands], [t.power for t in terms], heads)
+            g = int(np.argmax(scores))
+            if scores[g] <= best + 1e-6:
+                break
+            units, best = cands[g], float(scores[g])
+        terms = [mixing.Term(u / 100, t.func, t.power) for u, t in zip(units, terms)]
+        return mixing.Mix(mix.imports, mix.defs, terms), float(best)
 
     def _score(self, mix: mixing.Mix, heads: tuple[int, ...]) -> float:
         parts = [self.fitter.part(mix, t.func) for t in mix.terms]

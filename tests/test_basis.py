@@ -108,7 +108,7 @@ def test_fit_scratch_fits_a_three_part_mix_closely(basis_set):
     assert child.operator == "symbolic.fit_scratch", child.error
     terms = {t.func: t for t in mixing.read(child.source, True).terms}
     assert "_punct" in terms and len(terms) <= symbolic.Settings().max_terms
-    assert child.meta["fit_iou"] > 0.97
+    assert child.meta["fit_iou"] > 0.965  # canonical: no term under 2 %, two-decimal weights
     assert abs(_iou(child.source, basis_set)[0] - child.meta["fit_iou"]) < 1e-3  # the sandbox agrees
 
 
@@ -117,8 +117,8 @@ def test_fit_basis_recovers_a_three_part_mix_from_a_sink_parent(basis_set):
     child = op.vary([base.Request("mutate", (_parent("first_token"),), (0,), 0)])[0]
     assert child.operator == "symbolic.fit_basis", child.error
     terms = {t.func: t for t in mixing.read(child.source, True).terms}
-    assert set(terms) == {"_a", "_decay", "_punct"}  # the parent's sink, renamed, and two basis terms
-    assert terms["_decay"].power == 2.0 and round(terms["_a"].weight, 1) == 0.5
+    assert set(terms) == {"_first_token_sink", "_decay", "_punct"}  # the parent's sink, named, and two basis terms
+    assert terms["_decay"].power == 2.0 and round(terms["_first_token_sink"].weight, 1) == 0.5
     assert child.meta["fit_iou"] > 0.99
     assert _iou(child.source, basis_set)[0] > 0.99  # the sandbox agrees with the in-process fit
 
