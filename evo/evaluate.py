@@ -85,6 +85,21 @@ def score_outputs(loaded: _Loaded, matrices: list[np.ndarray]) -> tuple[np.ndarr
     return fitness.iou(loaded.targets, clean), None
 
 
+def outputs(source: str, sentences: list[list[str]], causal: bool,
+            limits: sandbox.Limits = sandbox.Limits()) -> tuple[list[np.ndarray] | None, str | None]:
+    """Returns the program's well-formed (n, n) matrices per sentence (sandbox, then normalise), or the reason."""
+    outcome = sandbox.run(source, sentences, limits)
+    if not outcome.ok:
+        return None, outcome.error or "failed without a reason"
+    clean = []
+    for s, (raw, toks) in enumerate(zip(outcome.matrices, sentences)):
+        try:
+            clean.append(fitness.normalise(raw, len(toks), causal))
+        except ValueError as err:
+            return None, f"{err} on sentence {s}"
+    return clean, None
+
+
 def evaluate_one(source: str, loaded: _Loaded, limits: sandbox.Limits) -> Evaluation:
     """Returns the evaluation of one program against every head of a loaded set."""
     start = time.perf_counter()

@@ -56,9 +56,10 @@ def _plain(source: str) -> str:
         tree = ast_edits.parse(source)
     except NotApplicable:
         return source
+    before = ast.dump(tree)
     tree.body = _last_definitions(tree.body)
     _complete_imports(tree)
-    return ast_edits.unparse(tree)
+    return source if ast.dump(tree) == before else ast_edits.unparse(tree)  # keep comments when nothing changed
 
 
 def shares(terms: list[mixing.Term], min_share: float = MIN_SHARE,

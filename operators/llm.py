@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from operators import base, budget, llm_client, parse, prompting
+from operators import base, budget, canonical, llm_client, parse, prompting
 
 log = logging.getLogger("headcode.llm")
 LOG_NAME = "llm_calls.jsonl"
@@ -161,7 +161,8 @@ class LLMOperator:
                 "model": self.settings.model}
         self._log(request, form, messages, reply, parsed, meta)
         error = reply.error if reply.text is None else parsed.error
-        return base.Child(parsed.source, parents, f"llm.{form}", error=error, meta=meta)
+        source = canonical.tidy(parsed.source, self._probe.causal) if parsed.source else None
+        return base.Child(source, parents, f"llm.{form}", error=error, meta=meta)
 
     def _parse(self, reply: llm_client.Reply, form: str, request: base.Request) -> parse.Parsed:
         """Returns the program in a reply: an edit of the parent, or a whole new program."""

@@ -134,9 +134,8 @@ def helper_name(fn: ast.FunctionDef) -> str:
     words = [w for w in words if w not in _STOPWORDS][:4]
     if words:
         return "_" + "_".join(words)
-    calls = sorted({n.func.id for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-                    and n.func.id in prelude.__all__ and n.func.id not in ("one_hot", "columns", "strip")})
-    return "_" + "_".join(c.removeprefix("is_") for c in calls[:2]) if calls else "_pattern"
+    used = sorted(ast_edits.loaded_names(fn) & set(prelude.__all__) - {"one_hot", "columns", "strip", "band"})
+    return "_" + "_".join(c.removeprefix("is_") for c in used[:2]) if used else "_pattern"
 
 
 def _terms(att: ast.FunctionDef, mix: Mix) -> list[Term] | None:
@@ -240,7 +239,11 @@ def anonymous(stmt: ast.stmt) -> str:
     """Returns the statement's dump with its own bound name and docstring blanked, to spot twins."""
     stmt = ast_edits.clone(stmt)
     if isinstance(stmt, ast.FunctionDef):
-        stmt.body = ast_edits.docstring_free(stmt.body) or [ast.Pass()]
+        body = ast_edits.docstring_free(stmt.body)
+        read = ast_edits.loaded_names(stmt)
+        stmt.body = [s for s in body if not (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(
+            s.targets[0], ast.Name) and s.targets[0].id not in read and isinstance(s.value, (ast.Call, ast.Name)))] \
+            or [ast.Pass()]  # an unread `n = len(tokens)` does not make a different helper
         stmt.name = ""
         return ast.dump(stmt)
     return ast.dump(stmt).replace(repr(ast_edits.defined_name(stmt)), "''", 1)

@@ -119,13 +119,13 @@ class SymbolicOperator:
         if edit in _POINT_EDITS:
             tree = ast_edits.parse(sources[0])
             note = _POINT_EDITS[edit](tree, rng)
-            return ast_edits.unparse(tree), {"edit": note}
+            return _without_stale_docstrings(tree, sources), {"edit": note}
         if edit in _SPLICES:
             tree, donor = ast_edits.parse(sources[0]), ast_edits.parse(sources[1])
             if rng.random() < 0.5:
                 tree, donor = donor, tree
             note = _SPLICES[edit](tree, donor, rng)
-            return ast_edits.unparse(tree), {"edit": note}
+            return _without_stale_docstrings(tree, sources), {"edit": note}
         return getattr(self, f"_{edit}")(request, rng)
 
     def _sharpen(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
@@ -284,6 +284,28 @@ class SymbolicOperator:
             raise NotApplicable(f"child would have {size} AST nodes, over the cap of {self.settings.max_length}")
         if program.normalise(source) in {program.normalise(p.source) for p in request.parents}:
             raise NotApplicable("child is the same as a parent")
+
+
+def _without_stale_docstrings(tree, parents: list[str]) -> str:
+    """Returns the edited program's source with the docstrings dropped that no longer describe their code.
+
+    A function (or the module) whose code differs from every parent's function of that name
+    loses its docstring, so an account never repeats a claim the edit made untrue.
+    """
+    import ast
+    before = {}
+    for source in parents:
+        for node in ast_edits.parse(source).body:
+            if isinstance(node, ast.FunctionDef):
+                before.setdefault(node.name, set()).add(mixing.anonymous(node))
+    changed = False
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and mixing.anonymous(node) not in before.get(node.name, set()):
+            node.body = ast_edits.docstring_free(node.body) or [ast.Pass()]
+            changed = True
+    if changed:
+        tree.body = ast_edits.docstring_free(tree.body)
+    return ast_edits.unparse(tree)
 
 
 def _heads(request: base.Request) -> tuple[int, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import json
 
 import numpy as np
@@ -45,7 +46,7 @@ def test_front_json_and_csv_agree_with_the_archive(toy_run, tmp_path):
     assert [(h["layer"], h["head"]) for h in doc["heads"]] == [(k // 3, k % 3) for k in range(6)]
     for k, head in enumerate(doc["heads"]):
         for item in head["front"]:
-            assert set(item) == {"program", "iou", "length", "ppl_increase"} and item["ppl_increase"] is None
+            assert set(item) == {"program", "iou", "length", "ppl_increase", "account"} and item["ppl_increase"] is None
             assert item["iou"] == pytest.approx(float(e.archive.iou[e.archive.by_id[item["program"]], k]), abs=1e-6)
     rows = list(csv.DictReader(open(tmp_path / "out" / "best_per_head.csv")))
     assert [float(r["iou"]) for r in rows] == pytest.approx(e.best.tolist(), abs=1e-6)
@@ -99,3 +100,63 @@ def test_cli_export_round_trip_on_a_real_attention_set(tiny_attention_set, tmp_p
             assert float(results[item["program"]].iou[k]) == pytest.approx(item["iou"], abs=1e-6)
     best = [max(h["front"], key=lambda x: x["iou"])["iou"] for h in doc["heads"]]
     assert doc["mean_best_iou"] == pytest.approx(float(np.mean(best)), abs=1e-6)
+
+
+def test_each_head_gets_a_best_and_a_simplest_pick_with_accounts(toy_run, tmp_path):
+    run_dir, _ = toy_run
+    export.export(run_dir, tmp_path / "out")
+    doc = json.loads((tmp_path / "out" / "front.json").read_text())
+    rows = list(csv.DictReader(open(tmp_path / "out" / "best_per_head.csv")))
+    for head, row in zip(doc["heads"], rows):
+        best, simplest = head["best"], head["simplest"]
+        assert best["iou"] == max(e["iou"] for e in head["front"])
+        within = [e for e in head["front"] if e["iou"] >= best["iou"] - export.SIMPLEST_MARGIN - 1e-9]
+        assert simplest["length"] == min(e["length"] for e in within) and simplest in within
+        assert head["account"].startswith(f"L{head['layer']}.H{head['head']} (IoU ") and simplest["account"]
+        assert row["simplest_program"] == simplest["program"] and row["account"] == simplest["account"]
+        assert row["program"] == best["program"]
+
+
+def test_exported_files_name_each_thing_once_and_run_on_their_own(cli_run):
+    from canonical_checks import defined_twice, runs_standalone, unused_helpers
+    out = cli_run / "out"
+    for path in sorted((out / "programs").glob("*.py")):
+        text = path.read_text()
+        assert defined_twice(text) == [] and unused_helpers(text) == [], path.name
+        assert runs_standalone(path) is None, path.name
+        assert text.splitlines()[0].startswith('"""L'), path.name  # the account comes first
+
+
+@pytest.fixture
+def cli_run(tiny_attention_set, tmp_path):
+    run_dir = tmp_path / "r"
+    assert cli.main(["search", "--attention-set", str(tiny_attention_set.path), "--run-dir", str(run_dir),
+                     "--max-programs", "40", "--workers", "1", "--seed", "5"]) == 0
+    assert cli.main(["export", str(run_dir), "--out", str(run_dir / "out")]) == 0
+    return run_dir
+
+
+def test_explain_lists_every_head_and_explains_one_with_a_heatmap(cli_run, capsys):
+    assert cli.main(["explain", str(cli_run)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 * 2 and all(re.match(r"L\d+\.H\d+ +[01]\.\d{3} +\d+ +\S", x) for x in lines)
+    for source in (cli_run, cli_run / "out"):
+        assert cli.main(["explain", str(source), "1.1", "--sentence", "1"]) == 0
+        text = capsys.readouterr().out
+        assert "L1.H1 (IoU" in text and "simplest" in text and "head's top 3 keys" in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["1.9"], "no head 1.9"), (["x"], "not of the form L.H"), (["0.0", "--sentence", "99"], "out of range")])
+def test_explain_bad_input_is_a_one_line_error(cli_run, capsys, args, message):
+    code = cli.main(["explain", str(cli_run)] + args)
+    err = capsys.readouterr()
+    if message == "out of range":  # the account still prints; the heatmap says why it is missing
+        assert code == 0 and message in err.out
+    else:
+        assert code == 2 and message in err.err and len(err.err.strip().splitlines()) == 1
+
+
+def test_explain_of_a_missing_source_is_a_one_line_error(tmp_path, capsys):
+    assert cli.main(["explain", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -294,5 +294,7 @@ def run_export(args) -> int:
 
     summary = export.export(pathlib.Path(args.run), pathlib.Path(args.out))
     print(f"evo export: {summary['programs']} programs on the fronts of {summary['heads']} heads, "
-          f"mean best-fit IoU {summary['mean_best_iou']:.4f} -> {args.out}")
+          f"mean best-fit IoU {summary['mean_best_iou']:.4f} -> {args.out}\n"
+          f"  picks per head: best (median length {summary['median_best_length']:.0f}) and simplest "
+          f"(median length {summary['median_simplest_length']:.0f}, mean IoU {summary['mean_simplest_iou']:.4f})")
     return 0

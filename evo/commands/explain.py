@@ -1,0 +1,31 @@
+"""`evo explain`: what a head does, in words, with its programs and its attention next to theirs."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    """Adds the `explain` subcommand."""
+    p = subparsers.add_parser(
+        "explain", help="say in words what a head does, with its programs and a heatmap",
+        description="With a head (L.H): its account, its simplest and best programs with IoU and length, and "
+                    "for one sentence the head's attention next to the simplest program's, with each query's "
+                    "top three keys. With no head: one line per head, `L.H  IoU  length  account`.")
+    p.add_argument("source", metavar="SOURCE", help="a run directory (runs/NAME) or an export (front.json + programs/)")
+    p.add_argument("head", metavar="L.H", nargs="?", default=None, help="the head, e.g. 5.1 or L5.H1 (default: all heads)")
+    p.add_argument("--sentence", type=int, default=0,
+                   help="sentence of the run's attention set to draw (default: %(default)s)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Prints the explanation; returns the exit status."""
+    from rich.console import Console
+
+    from evo import explain, results
+    res = results.load(args.source)
+    if args.head is not None:
+        res.index(args.head)  # a bad head is a one-line error before anything is drawn
+    explain.show(Console(), res, args.head, args.sentence)
+    return 0

@@ -1,0 +1,110 @@
+"""What a run or an export holds, read one way: per head its front, its two picks, their accounts.
+
+`load(SOURCE)` takes a run directory (config.json + checkpoint.json) or an export
+(front.json + programs/), so `evo explain` and `evo report` never care which they got.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import re
+
+from evo import export
+from evo.errors import UserError
+from operators import account
+
+
+@dataclasses.dataclass(frozen=True)
+class Results:
+    """A run's or an export's fronts, with what is needed to look at them."""
+
+    source: pathlib.Path
+    kind: str                 # "run" or "export"
+    model: str
+    causal: bool
+    heads: list[tuple[int, int]]
+    fronts: list[list[export.Entry]]
+    sources: dict[str, str]   # program id -> source text
+    info: dict                # corpus, split, budget spent, attention-set summary
+    aset_path: pathlib.Path | None
+
+    def label(self, k: int) -> str:
+        """Returns head k's name, `L.H`."""
+        return f"L{self.heads[k][0]}.H{self.heads[k][1]}"
+
+    def best(self, k: int) -> export.Entry:
+        """Returns head k's highest-IoU entry (the shortest among ties)."""
+        return export.best_of(self.fronts[k])
+
+    def simplest(self, k: int) -> export.Entry:
+        """Returns head k's shortest entry within export.SIMPLEST_MARGIN of its best IoU."""
+        return export.simplest_of(self.fronts[k])
+
+    def index(self, label: str) -> int:
+        """Returns the index of the head named `L.H` (also `L5.H1`); a one-line error when there is none."""
+        match = re.fullmatch(r"L?(\d+)\.H?(\d+)", label.strip())
+        if not match:
+            raise UserError(f"head {label!r} is not of the form L.H (e.g. 5.1 or L5.H1)")
+        want = (int(match.group(1)), int(match.group(2)))
+        if want not in self.heads:
+            layers, per = max(h[0] for h in self.heads) + 1, max(h[1] for h in self.heads) + 1
+            raise UserError(f"no head {want[0]}.{want[1]} in {self.model} ({layers} layers x {per} heads)")
+        return self.heads.index(want)
+
+
+def load(path) -> Results:
+    """Returns the results in a run directory or an export; a one-line error for anything else."""
+    path = pathlib.Path(path)
+    if (path / "front.json").is_file():
+        return _from_export(path)
+    if (path / "config.json").is_file():
+        return _from_run(path)
+    if not path.exists():
+        raise UserError(f"{path} does not exist")
+    raise UserError(f"{path} is neither a run directory (config.json) nor an export (front.json + programs/)")
+
+
+def _from_run(path: pathlib.Path) -> Results:
+    fr = export.collect(path)
+    info = dict(fr.info)
+    aset = info.get("attention_set_path")
+    return Results(path, "run", fr.model, bool(info["attention_set"].get("causal", True)), fr.heads, fr.fronts,
+                   fr.sources, info, pathlib.Path(aset) if aset else None)
+
+
+def _from_export(path: pathlib.Path) -> Results:
+    doc = export.load_front(path)
+    try:
+        causal = bool((doc.get("attention_set") or {}).get("causal", True))
+        heads, fronts, sources = [], [], {}
+        for h in doc["heads"]:
+            heads.append((int(h["layer"]), int(h["head"])))
+            entries = []
+            for e in h["front"]:
+                pid = str(e["program"])
+                if pid not in sources:
+                    sources[pid] = _program(path, pid)
+                words = e.get("account") or account.describe(sources[pid], causal)
+                entries.append(export.Entry(pid, float(e["iou"]), int(e["length"]),
+                                            None if e.get("ppl_increase") is None else float(e["ppl_increase"]),
+                                            words))
+            if not entries:
+                raise UserError(f"{path / 'front.json'}: head {heads[-1][0]}.{heads[-1][1]} has an empty front")
+            fronts.append(sorted(entries, key=lambda x: (x.length, -x.iou)))
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f"{path / 'front.json'} is not a valid export front ({type(err).__name__}: {err})") from None
+    if not heads:
+        raise UserError(f"{path / 'front.json'} lists no heads")
+    aset = doc.get("attention_set_path")
+    info = {k: v for k, v in doc.items() if k not in ("heads",)}
+    return Results(path, "export", str(doc.get("model")), causal, heads, fronts, sources, info,
+                   pathlib.Path(aset) if aset else None)
+
+
+def _program(path: pathlib.Path, pid: str) -> str:
+    file = path / "programs" / f"{pid}.py"
+    try:
+        return file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"{file} is missing or unreadable ({err.__class__.__name__}); front.json names it") from None
