@@ -20,10 +20,10 @@ from operators.ast_edits import NotApplicable
 MUTATE_WEIGHTS = {
     "change_constant": 2.0, "shift_offset": 2.0, "swap_predicate": 1.5, "flip_comparison": 1.0,
     "sharpen": 0.5, "add_sink": 1.0, "mix_pattern": 1.0, "drop_term": 0.5, "fit_weight": 3.0,
-    "fit_basis": 5.0, "fit_scratch": 4.0,
+    "fit_basis": 5.0, "fit_scratch": 4.0, "fit_prune": 3.0,
 }
 CROSSOVER_WEIGHTS = {"mix": 2.0, "splice_condition": 1.5, "swap_helper": 1.0, "fit_mix": 6.0}
-FIT_EDITS = ("fit_weight", "fit_mix", "fit_basis", "fit_scratch")
+FIT_EDITS = ("fit_weight", "fit_mix", "fit_basis", "fit_scratch", "fit_prune")
 _POINT_EDITS = {
     "change_constant": mutations.change_constant, "shift_offset": mutations.shift_offset,
     "swap_predicate": mutations.swap_predicate, "flip_comparison": mutations.flip_comparison,
@@ -38,6 +38,7 @@ class Settings:
     fit_sentences: int = 32       # sentences of the attention set the fit edits score on
     max_tries: int = 8            # edits tried per request before giving up
     min_gain: float = 0.003       # IoU a basis term must add to the fitted mix to be kept
+    prune_loss: float = 0.008     # IoU fit_prune may give up, in all, to drop terms
     mutate_weights: dict = dataclasses.field(default_factory=lambda: dict(MUTATE_WEIGHTS))
     crossover_weights: dict = dataclasses.field(default_factory=lambda: dict(CROSSOVER_WEIGHTS))
 
@@ -186,6 +187,31 @@ class SymbolicOperator:
         mix = mixing.with_helper(mixing.Mix({}, [], []), basis.helper_def(first, self.causal), 1.0, power)
         return self._fitted(mix, request, add_patterns=self.settings.max_terms - 1, label="fit_scratch",
                             before=float(request.parents[0].iou[heads].mean()))
+
+    def _fit_prune(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
+        """Drops the terms the head can do without: greedily, refitting after each, within `prune_loss` IoU."""
+        heads = _heads(request)
+        parent = mixing.read(request.parents[0].source, self.causal)
+        if len(parent.terms) < 2:
+            raise NotApplicable("the parent has no term to spare")
+        mix, result = self._fit(parent, heads)
+        floor = result.score - self.settings.prune_loss
+        dropped = [t.func for t in parent.terms if t.func not in {u.func for u in mix.terms}]  # refit to nothing
+        while len(mix.terms) > 1:
+            parts = [self.fitter.part(mix, t.func) for t in mix.terms]
+            w = np.array([t.weight for t in mix.terms])
+            without = [np.where(np.arange(len(w)) == i, 0.0, w) for i in range(len(w))]  # rows renormalise
+            i = int(np.argmax(self.fitter.score_many(parts, without, [t.power for t in mix.terms], heads)))
+            cand, found = self._fit(mixing.Mix(mix.imports, mix.defs, mix.terms[:i] + mix.terms[i + 1:]), heads)
+            if found.score < floor:
+                break
+            dropped.append(mix.terms[i].func)
+            mix, result = cand, found
+        if not dropped:
+            raise NotApplicable(f"every term of the parent carries more than {self.settings.prune_loss} IoU")
+        mix, score = self._rounded(mix, heads)
+        return canonical.write(mix, self.causal), {"heads": list(heads), "fit_iou": round(score, 4),
+                                                   "edit": f"dropped {', '.join(dropped)}"}
 
     def _screen_alone(self, name: str, heads: tuple[int, ...]) -> tuple[float, float, float]:
         part = self.fitter.basis_part(name)

@@ -8,7 +8,7 @@ import pytest
 
 from evo import attention_set, fitness, program, sandbox
 from evo.errors import UserError
-from operators import base, basis, fit, mixing, symbolic
+from operators import base, basis, canonical, fit, mixing, symbolic
 
 TOKENS = [["<bos>", "The", " Cat", " sat", ".", " A", " dog", ",", " a", " cat", "s", " sat", " 42", "."],
           ["<bos>", "Hi", " there", "!", "<eos>", "Hi"], ["<bos>", "One", ",", " two", ",", " three", " (", "x", ")"],
@@ -174,3 +174,18 @@ def test_fading_sinks_give_the_first_token_a_share_that_falls_with_position():
     assert rows["_decay_sink"][20, 20] > rows["_decay_sink"][20, 10] > rows["_decay_sink"][20, 1] > 0
     squared = fit._renorm(basis.matrices("_fading_sink", [tokens], True)[0] ** 2)  # an exponent moves the rate
     assert np.allclose(squared[:, 0], 25 / (25 + i))
+
+
+def test_fit_prune_drops_the_terms_a_head_does_without(basis_set):
+    # head 1 is 0.6 previous + 0.4 same word: a five-part parent keeps those two and loses the rest
+    parent = mixing.Mix({}, [basis.helper_def(n, True) for n in ("_previous", "_same_word", "_sink", "_digits", "_self")],
+                        [mixing.Term(w, n) for w, n in ((0.5, "_previous"), (0.3, "_same_word"), (0.1, "_sink"),
+                                                        (0.05, "_digits"), (0.05, "_self"))])
+    source = canonical.write(parent, True)
+    op = symbolic.SymbolicOperator(_only("fit_prune"), aset_path=basis_set)
+    child = op.vary([base.Request("mutate", (base.Parent("p", source, np.zeros(2), program.length(source)),),
+                                  (1,), 0)])[0]
+    assert child.operator == "symbolic.fit_prune", child.error
+    kept = {t.func for t in mixing.read(child.source, True).terms}
+    assert {"_previous", "_same_word"} <= kept and len(kept) < 5
+    assert child.meta["fit_iou"] > 0.95

@@ -1,0 +1,128 @@
+"""The report's figures, drawn with matplotlib: per head its attention beside its program's, and its front.
+
+A head's figure is 7 in wide, a paper's full width (its three columns each read at a
+single column's width): rows are the head and its program, columns the best, median and worst
+sentence; tokens label both axes; the masked half stays blank.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+
+MAX_TOKENS = 32   # tokens drawn per heatmap; a longer sentence shows its first MAX_TOKENS
+_CMAP = "Blues"
+
+
+def _NORM():
+    from matplotlib.colors import PowerNorm
+    return PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0)  # small weights stay visible beside a sink
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+    return pyplot
+
+
+class HeadPainter:
+    """Draws heads' heatmaps into one reused figure (building a figure per head costs most of the time)."""
+
+    def __init__(self, causal: bool, columns: int = 3):
+        plt = _pyplot()
+        self.causal = causal
+        self.fig, self.axes = plt.subplots(2, columns, figsize=(2.35 * columns, 4.9), squeeze=False)
+        self.images = [[ax.imshow(np.zeros((2, 2)), cmap=_CMAP, norm=_NORM(), interpolation="nearest")
+                        for ax in row] for row in self.axes]
+        for ax in self.axes.flat:
+            ax.tick_params(length=0, pad=1)
+            for side in ax.spines.values():
+                side.set_linewidth(0.3)
+        self.fig.subplots_adjust(left=0.1, right=0.995, bottom=0.1, top=0.93, wspace=0.45, hspace=0.4)
+
+    def draw(self, head, path: pathlib.Path, fmt: str = "png", dpi: int = 100) -> None:
+        """Writes one head's heatmaps: the head and its simplest program on its best, median and worst sentence."""
+        for c, ex in enumerate(head.examples[:self.axes.shape[1]]):
+            n = min(len(ex.tokens), MAX_TOKENS)
+            labels = [_label(t) for t in ex.tokens[:n]]
+            size = 5.5 if n <= 16 else (4.2 if n <= 24 else 3.4)
+            for r, (name, m) in enumerate((("head", ex.head), ("program", ex.program))):
+                ax, image = self.axes[r][c], self.images[r][c]
+                shown = np.array(m[:n, :n], dtype=np.float64)
+                if self.causal:
+                    shown = np.ma.masked_where(np.triu(np.ones((n, n), dtype=bool), k=1), shown)
+                image.set_data(shown)
+                image.set_extent((-0.5, n - 0.5, n - 0.5, -0.5))
+                ax.set_xlim(-0.5, n - 0.5)
+                ax.set_ylim(n - 0.5, -0.5)
+                ax.set_xticks(range(n), labels, rotation=90, fontsize=size)
+                ax.set_yticks(range(n), labels, fontsize=size)
+                if r == 0:
+                    cut = f", first {n} of {len(ex.tokens)}" if n < len(ex.tokens) else ""
+                    ax.set_title(f"{ex.kind} sentence {ex.sentence}{cut}\nIoU {ex.iou:.2f}", fontsize=6.5)
+                if c == 0:
+                    ax.set_ylabel(f"{head.label} head" if name == "head" else f"program {head.simplest.program}",
+                                  fontsize=6.5)
+        self.fig.savefig(path, format=fmt, dpi=dpi)
+
+    def close(self) -> None:
+        _pyplot().close(self.fig)
+
+
+def front_figure(head, path: pathlib.Path, fmt: str = "png", dpi: int = 110) -> None:
+    """Writes a head's Pareto front: IoU against length, coloured by perplexity cost where measured."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(3.0, 2.1))
+    xs = [e.length for e in head.front]
+    ys = [e.iou for e in head.front]
+    costs = [e.ppl_increase for e in head.front]
+    if any(c is not None for c in costs):
+        values = [np.nan if c is None else 100 * c for c in costs]
+        points = ax.scatter(xs, ys, c=values, cmap="RdYlGn_r", s=16, zorder=3)
+        fig.colorbar(points, ax=ax, pad=0.02).set_label("perplexity +%", fontsize=6)
+    else:
+        ax.scatter(xs, ys, s=16, zorder=3, color="tab:blue")
+    ax.step(xs, ys, where="post", color="grey", linewidth=0.6, zorder=2)
+    for e, name in ((head.simplest, "simplest"), (head.best, "best")):
+        ax.annotate(name, (e.length, e.iou), fontsize=6, xytext=(3, -8), textcoords="offset points")
+    ax.set_xlabel("length (AST nodes)", fontsize=7)
+    ax.set_ylabel("IoU", fontsize=7)
+    ax.tick_params(labelsize=6)
+    ax.grid(alpha=0.3, linewidth=0.4)
+    fig.tight_layout(pad=0.4)
+    fig.savefig(path, format=fmt, dpi=dpi)
+    plt.close(fig)
+
+
+def progress_figure(curve: dict, path: pathlib.Path) -> None:
+    """Writes the search curve: mean best-fit IoU over heads against programs evaluated."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.0, 2.6))
+    ax.plot(curve["programs"], curve["mean_best"], linewidth=1.2)
+    ax.set_xlabel("programs evaluated", fontsize=8)
+    ax.set_ylabel("mean best-fit IoU", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3, linewidth=0.4)
+    fig.tight_layout(pad=0.4)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _label(tok: str) -> str:
+    text = tok.replace("\n", "\\n").replace("$", r"\$")
+    text = text if text.strip() else repr(tok)[1:-1] or "''"
+    return text if len(text) <= 10 else text[:9] + "…"
+
+
+def draw_heads(items: list, causal: bool, out: pathlib.Path, fmt: str, with_front: bool) -> None:
+    """Writes the figures for a chunk of heads (one worker's share)."""
+    painter = HeadPainter(causal)
+    try:
+        for head in items:
+            painter.draw(head, out / f"{head.label}.{fmt}", fmt)
+            if with_front:
+                front_figure(head, out / f"{head.label}-front.{fmt}", fmt)
+    finally:
+        painter.close()

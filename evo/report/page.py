@@ -1,0 +1,34 @@
+"""index.html: the Jinja2 template filled with the report's data; programs highlighted by Pygments."""
+
+from __future__ import annotations
+
+import jinja2
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer
+
+from operators import account
+
+_FORMATTER = HtmlFormatter(cssclass="code", nowrap=False)
+
+
+def colour(iou: float) -> str:
+    """Returns the grid colour for an IoU: matplotlib's viridis, 0 dark to 1 bright."""
+    from matplotlib import colormaps
+    r, g, b, _ = colormaps["viridis"](max(0.0, min(1.0, float(iou))))
+    return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+
+
+def render(res, heads, overview: dict, curve, ledger, replaced) -> str:
+    """Returns the whole page."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("evo.report", "templates"),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
+    env.filters["colour"] = colour
+    env.filters["code"] = lambda source: jinja2.utils.markupsafe.Markup(highlight(source, PythonLexer(), _FORMATTER))
+    grid = [[None] * overview["per_layer"] for _ in range(overview["layers"])]
+    for h in heads:
+        grid[h.layer][h.head] = h
+    template = env.get_template("index.html.j2")
+    return template.render(res=res, heads=heads, ov=overview, grid=grid, curve=curve, ledger=ledger,
+                           replaced=replaced, headline=account.headline, sources=res.sources,
+                           code_css=_FORMATTER.get_style_defs(".code"), show_numbers=overview["per_layer"] <= 16)
