@@ -206,3 +206,14 @@ def tiny_attention_set(tmp_path):
             "sentences": ["".join(t[1:]) for t in SYNTHETIC_TOKENS]}
     matrices = [_synthetic_heads(len(t)) for t in SYNTHETIC_TOKENS]
     return attention_set.write(tmp_path / "synthetic-set", meta, matrices)
+
+
+@pytest.fixture
+def cli_run(tiny_attention_set, tmp_path):
+    """Returns a finished 40-program search on the tiny attention set, exported to run/out."""
+    from evo.cli import main as _cli_main
+    run_dir = tmp_path / "r"
+    assert _cli_main(["search", "--attention-set", str(tiny_attention_set.path), "--run-dir", str(run_dir),
+                     "--max-programs", "40", "--workers", "1", "--seed", "5"]) == 0
+    assert _cli_main(["export", str(run_dir), "--out", str(run_dir / "out")]) == 0
+    return run_dir

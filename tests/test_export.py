@@ -127,15 +127,6 @@ def test_exported_files_name_each_thing_once_and_run_on_their_own(cli_run):
         assert text.splitlines()[0].startswith('"""L'), path.name  # the account comes first
 
 
-@pytest.fixture
-def cli_run(tiny_attention_set, tmp_path):
-    run_dir = tmp_path / "r"
-    assert cli.main(["search", "--attention-set", str(tiny_attention_set.path), "--run-dir", str(run_dir),
-                     "--max-programs", "40", "--workers", "1", "--seed", "5"]) == 0
-    assert cli.main(["export", str(run_dir), "--out", str(run_dir / "out")]) == 0
-    return run_dir
-
-
 def test_explain_lists_every_head_and_explains_one_with_a_heatmap(cli_run, capsys):
     assert cli.main(["explain", str(cli_run)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()

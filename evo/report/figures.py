@@ -42,7 +42,7 @@ class HeadPainter:
                 side.set_linewidth(0.3)
         self.fig.subplots_adjust(left=0.1, right=0.995, bottom=0.1, top=0.93, wspace=0.45, hspace=0.4)
 
-    def draw(self, head, path: pathlib.Path, fmt: str = "png", dpi: int = 100) -> None:
+    def draw(self, head, path: pathlib.Path, fmt: str = "png", dpi: int = 120) -> None:
         """Writes one head's heatmaps: the head and its simplest program on its best, median and worst sentence."""
         for c, ex in enumerate(head.examples[:self.axes.shape[1]]):
             n = min(len(ex.tokens), MAX_TOKENS)
