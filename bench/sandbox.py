@@ -3,7 +3,7 @@
 Compares, for the same programs and sentences:
   in-process  calling attention() directly (no isolation: the floor)
   fork server sandbox.run: a pre-started server forks a fresh child per program
-  fresh       a new `python -m evo.sandbox_worker` process per program (the old way)
+  fresh       a new `python -m evo.sandbox.worker` process per program (the old way)
 
 Run: python bench/sandbox.py [--programs 60] [--sentences 50] [--tokens 24]
 """
@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from evo import sandbox, sandbox_child
+from evo import sandbox
+from evo.sandbox import child as sandbox_child
 
 PROGRAMS = [
     "def attention(tokens):\n    return np.eye(len(tokens), k=-1)\n",

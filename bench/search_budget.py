@@ -14,7 +14,8 @@ import argparse
 
 import numpy as np
 
-from evo import archive, capture, checkpoint, evaluate, selection
+from evo import capture, evaluate
+from evo.search import archive, checkpoint, selection
 
 
 def fronts_at(arch: archive.Archive, n: int) -> list[int]:

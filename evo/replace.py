@@ -79,7 +79,7 @@ def _from_export(path: pathlib.Path) -> Best:
 
 def _from_run(path: pathlib.Path) -> Best:
     """Returns the best programs of a run, read from its checkpoint through evo.export."""
-    from evo import export
+    from evo.search import export
 
     fronts = export.collect(path)
     candidates = []

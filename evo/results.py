@@ -10,7 +10,7 @@ import dataclasses
 import pathlib
 import re
 
-from evo import export
+from evo.search import export
 from evo.errors import UserError
 from operators import account
 

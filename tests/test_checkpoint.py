@@ -13,7 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from evo import checkpoint, cli, search
+from evo import cli, search
+from evo.search import checkpoint
 from evo.errors import UserError
 from test_search_toys import SEEDS, engine
 

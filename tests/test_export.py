@@ -9,7 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from evo import checkpoint, cli, evaluate, export, program, search
+from evo import cli, evaluate, program, search
+from evo.search import checkpoint, export
 from evo.errors import UserError
 from test_search_toys import SEEDS, TARGETS, ToyEvaluator, engine
 

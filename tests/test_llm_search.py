@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from evo import checkpoint, cli, runlog
+from evo import cli
+from evo.search import checkpoint, runlog
 from tests.llm_server import Reply, ScriptedServer, Status
 
 # Weak seeds for the synthetic set (k=0 previous token, k=1 first, k=2 self, k=3 uniform).

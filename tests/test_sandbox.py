@@ -141,7 +141,7 @@ def test_run_works_from_several_threads_at_once():
 def _servers() -> list[psutil.Process]:
     """Returns this process's sandbox servers."""
     return [p for p in psutil.Process().children()
-            if "evo.sandbox_worker" in " ".join(p.cmdline())]
+            if "evo.sandbox.worker" in " ".join(p.cmdline())]
 
 
 def test_a_killed_server_is_replaced_and_the_next_run_succeeds():

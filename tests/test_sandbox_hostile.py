@@ -53,7 +53,7 @@ def _header(path: pathlib.Path) -> tuple[str, str]:
 def _server_children() -> list[psutil.Process]:
     """Returns the live processes under this process's sandbox servers."""
     servers = [p for p in psutil.Process().children()
-               if "evo.sandbox_worker" in " ".join(p.cmdline())]
+               if "evo.sandbox.worker" in " ".join(p.cmdline())]
     return [c for p in servers for c in p.children(recursive=True)
             if c.status() != psutil.STATUS_ZOMBIE]
 

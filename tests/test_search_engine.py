@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evo import checkpoint, runlog, search
+from evo import search
+from evo import program
+from evo.search import archive, checkpoint, runlog
 from evo.errors import UserError
 from operators import base
-from evo import selection
+from evo.search import selection
 from test_search_toys import SEEDS, TARGETS, ToyEvaluator, ToyOperator, engine
 
 
@@ -36,7 +38,7 @@ def test_every_program_is_evaluated_once(tmp_path):
     evaluator = ToyEvaluator()
     e, _ = _run(tmp_path, evaluator=evaluator)
     seen = [s for call in evaluator.calls for s in call]
-    keys = [e.archive.records[e.archive.by_key[search.program.key(s)]].key for s in seen]
+    keys = [e.archive.records[e.archive.by_key[program.key(s)]].key for s in seen]
     assert len(keys) == len(set(keys)) == len(e.archive)
     assert len(evaluator.calls) == e.generation + 1  # one evaluate call per generation, plus the seeds
 
@@ -191,7 +193,7 @@ def test_downstream_cost_is_measured_once_near_fronts_and_becomes_an_objective(t
         assert e.fronts[k] == _brute_front(table, np.flatnonzero(e.archive.ok))
     assert all(len(e.selected[k]) > 0 for k in range(len(TARGETS)))
     state = e.state()
-    assert state["archive"]["ppl"] and search.archive_mod.Archive.from_state(state["archive"]).ppl == e.archive.ppl
+    assert state["archive"]["ppl"] and archive.Archive.from_state(state["archive"]).ppl == e.archive.ppl
 
 
 class _SlowCost(_ToyCost):
@@ -219,7 +221,7 @@ def test_downstream_cascade_runs_beside_the_next_generation_and_timing_changes_n
         e.seed(SEEDS)
         e.run()
         assert "headcode-downstream" in cost.threads  # measured in the background, not in the loop
-        saved = search.archive_mod.Archive.from_state(checkpoint.load(tmp_path / f"run{seed}")["archive"])
+        saved = archive.Archive.from_state(checkpoint.load(tmp_path / f"run{seed}")["archive"])
         assert saved.ppl == e.archive.ppl  # the last checkpoint holds every cost measured
         runs.append((_fingerprint(e), e.archive.ppl, cost.asked))
     assert runs[0] == runs[1]
@@ -228,7 +230,7 @@ def test_downstream_cascade_runs_beside_the_next_generation_and_timing_changes_n
 def test_progress_prints_plain_lines_without_a_terminal_and_a_panel_with_one():
     import io
 
-    from evo import progress
+    from evo.search import progress
 
     snap = progress.Snapshot(generation=3, evaluated=120, budget=500, mean_best=0.6789, heads_above=9,
                              n_heads=72, errors=2, elapsed=75.0, eta=240.0, operator={"calls": 7})

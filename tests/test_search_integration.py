@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from evo import archive, cli, evaluate
+from evo import cli, evaluate
+from evo.search import archive
 
 
 @pytest.mark.integration

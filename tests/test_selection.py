@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from evo import selection
+from evo.search import selection
 
 
 def _brute_front(table: np.ndarray, idx) -> list[int]:

@@ -115,7 +115,7 @@ def run_search(args) -> int:
         "seeds_dir": str(args.seeds_dir or DEFAULT_SEEDS), "from_export": args.from_export,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(), "command": sys.argv,
     }
-    from evo import checkpoint
+    from evo.search import checkpoint
 
     checkpoint.save_config(run_dir, config)
     return _drive(run_dir, config, budget, args.workers, programs)
@@ -123,7 +123,8 @@ def run_search(args) -> int:
 
 def run_resume(args) -> int:
     """Continues a run from its checkpoint; returns the exit status."""
-    from evo import checkpoint, search
+    from evo import search
+    from evo.search import checkpoint
 
     _check_positive(args, "workers", "max_programs", "generations")
     _check_positive(args, "max_hours", number=float)
@@ -142,7 +143,8 @@ def _drive(run_dir, config, budget, workers, programs=None, state=None) -> int:
     """Builds the engine for a run, seeds or restores it, runs it; returns the exit status."""
     import numpy as np
 
-    from evo import evaluate, progress, sandbox, search
+    from evo import evaluate, sandbox, search
+    from evo.search import progress
     from operators import registry
 
     aset = _load_checked(pathlib.Path(config["attention_set"]["path"]), config)
@@ -290,7 +292,7 @@ def _slug(model: str) -> str:
 
 def run_export(args) -> int:
     """Writes a run's fronts; returns the exit status."""
-    from evo import export
+    from evo.search import export
 
     summary = export.export(pathlib.Path(args.run), pathlib.Path(args.out))
     print(f"evo export: {summary['programs']} programs on the fronts of {summary['heads']} heads, "

@@ -53,7 +53,7 @@ def progress(run_dir: pathlib.Path, n_heads: int) -> dict:
         raise UserError(f"{run_dir} has no run log ({log.name}); the report needs it for the search curve")
     best = np.zeros(n_heads)
     xs, ys, made = [], [], {}
-    from evo import archive
+    from evo.search import archive
     with open(log, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             try:

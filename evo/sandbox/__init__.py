@@ -1,6 +1,6 @@
 """Static check and isolated execution of untrusted attention programs.
 
-`run` sends a program to this process's fork server (`evo.sandbox_worker`, started on
+`run` sends a program to this process's fork server (`evo.sandbox.worker`, started on
 first use with numpy and the prelude already imported), which runs it in a fresh child
 per program and returns raw float64 bytes. Safe to call from any process, including
 joblib/loky workers, and from several processes at once (each has its own server);
@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from evo import sandbox_rules
+from evo.sandbox import rules as sandbox_rules
 from evo.errors import UserError
 
 _START_TIMEOUT = 120.0   # seconds for a server to import numpy and report ready
@@ -137,16 +137,16 @@ def _ask(request: bytes, budget: float) -> tuple[dict, bytes]:
 
 
 class _Server:
-    """One fork server process (`python -m evo.sandbox_worker`) owned by this process."""
+    """One fork server process (`python -m evo.sandbox.worker`) owned by this process."""
 
     def __init__(self):
-        root = str(pathlib.Path(__file__).resolve().parent.parent)
+        root = str(pathlib.Path(__file__).resolve().parents[2])
         env = {"PATH": os.defpath, "PYTHONPATH": root, "PYTHONHASHSEED": "0",
                "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
                "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
         # The environment is scrubbed: a program that escaped could read no secrets from it.
         self.proc = subprocess.Popen(
-            [sys.executable, "-s", "-m", "evo.sandbox_worker"], stdin=subprocess.PIPE,
+            [sys.executable, "-s", "-m", "evo.sandbox.worker"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, env=env, cwd="/", close_fds=True)
         self.out = self.proc.stdout.fileno()
         if self._read(1, time.monotonic() + _START_TIMEOUT) != b"R":

@@ -1,6 +1,6 @@
 """The sandbox's trusted side: a fork server that runs each untrusted program in a fresh child.
 
-`python -m evo.sandbox_worker` starts a server with numpy, the prelude and the allowed
+`python -m evo.sandbox.worker` starts a server with numpy, the prelude and the allowed
 modules already imported. For every request it forks a child (a clean copy: nothing a
 program did survives it), which drops privileges, installs resource limits and an audit
 hook, runs the program on every sentence and writes raw float64 bytes to a pipe. The
@@ -26,7 +26,7 @@ import time
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-from evo import sandbox_child  # noqa: E402
+from evo.sandbox import child as sandbox_child  # noqa: E402
 
 _ERROR_CAP = 4096   # bytes of error text a child may send
 

@@ -26,8 +26,9 @@ from typing import Callable
 
 import numpy as np
 
-from evo import archive as archive_mod
-from evo import cascade, checkpoint, program, progress, runlog, selection
+from evo.search import archive as archive_mod
+from evo import program
+from evo.search import cascade, checkpoint, progress, runlog, selection
 from evo.errors import UserError
 from operators import base
 

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from evo import archive as archive_mod
+from evo.search import archive as archive_mod
 
 
 def line(record: archive_mod.Record, iou: np.ndarray | None, when: float | None = None) -> dict:

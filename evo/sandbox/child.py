@@ -26,7 +26,8 @@ import warnings
 
 import numpy as np
 
-from evo import prelude, sandbox_rules
+from evo import prelude
+from evo.sandbox import rules as sandbox_rules
 
 # Audit events a program may cause; every other one (open, import, socket, subprocess,
 # os.*, ctypes.*, sys._getframe, object.__getattr__ on frames and code ...) is refused.

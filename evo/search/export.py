@@ -19,8 +19,9 @@ import pathlib
 
 import numpy as np
 
-from evo import archive as archive_mod
-from evo import checkpoint, program
+from evo.search import archive as archive_mod
+from evo import program
+from evo.search import checkpoint
 from evo.errors import UserError
 from operators import account, canonical
 

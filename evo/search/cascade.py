@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from evo import selection
+from evo.search import selection
 
 
 class Downstream(Protocol):
