@@ -14,7 +14,7 @@ import argparse
 
 import numpy as np
 
-from evo import capture, evaluate
+from evo import capture, evaluate, run
 from evo.search import archive, checkpoint, selection
 
 
@@ -31,10 +31,10 @@ def main() -> None:
     parser.add_argument("--budgets", type=int, nargs="+", default=[100, 250, 500])
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    config, state = checkpoint.load_config(args.run), checkpoint.load(args.run)
+    config, state = run.load_config(args.run), checkpoint.load(args.run)
     arch = archive.Archive.from_state(state["archive"])
-    aset = capture.ensure(model=config["model"], corpus_path=config["corpus"], split=args.split,
-                          max_tokens=config["sentence_tokens"])
+    aset = capture.ensure(model=config.model, corpus_path=config.corpus, split=args.split,
+                          max_tokens=config.sentence_tokens)
     wanted = sorted({i for n in args.budgets for i in fronts_at(arch, min(n, len(arch)))})
     seeds = [i for i, r in enumerate(arch.records) if r.operator == "seed"]
     todo = sorted(set(wanted) | set(seeds))

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from evo import perplexity
+from evo import run as run_dir
 from evo.errors import UserError
 
 
@@ -48,7 +49,7 @@ def load_best(path: str | pathlib.Path) -> Best:
     path = pathlib.Path(path)
     if (path / "front.json").is_file():
         return _from_export(path)
-    if (path / "config.json").is_file():
+    if run_dir.is_run(path):
         return _from_run(path)
     raise UserError(f"{path} is neither an export (front.json + programs/) nor a run directory (config.json)")
 

@@ -10,6 +10,7 @@ import dataclasses
 import pathlib
 import re
 
+from evo import run
 from evo.search import export
 from evo.errors import UserError
 from operators import account
@@ -58,7 +59,7 @@ def load(path) -> Results:
     path = pathlib.Path(path)
     if (path / "front.json").is_file():
         return _from_export(path)
-    if (path / "config.json").is_file():
+    if run.is_run(path):
         return _from_run(path)
     if not path.exists():
         raise UserError(f"{path} does not exist")

@@ -18,10 +18,11 @@ import time
 
 import numpy as np
 
+from evo import run
 from operators import base, budget, canonical, llm_client, parse, prompting
 
 log = logging.getLogger("headcode.llm")
-LOG_NAME = "llm_calls.jsonl"
+LOG_NAME = run.LLM_CALLS
 STATE_VERSION = 1
 
 

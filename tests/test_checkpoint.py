@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from evo import cli, search
+from evo import cli, files, search
 from evo.search import checkpoint
 from evo.errors import UserError
 from test_search_toys import SEEDS, engine
@@ -59,7 +59,7 @@ def test_disk_full_keeps_the_previous_checkpoint(toy_run, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(checkpoint.json, "dump", full)
+    monkeypatch.setattr(files.json, "dump", full)
     with pytest.raises(UserError, match="No space left on device; the previous checkpoint.json is intact"):
         checkpoint.save(toy_run, {"generation": 1})
     assert (toy_run / "checkpoint.json").read_bytes() == before
@@ -99,7 +99,7 @@ def test_search_refuses_a_run_dir_with_a_checkpoint_and_resume_needs_one(tiny_at
     assert cli.main(_search_args(tiny_attention_set, run_dir, workers=1)) == 2
     assert f"continue it with `evo resume {run_dir}`" in capsys.readouterr().err
     assert cli.main(["resume", str(tmp_path / "missing")]) == 2
-    assert "no run config" in capsys.readouterr().err
+    assert "no run directory at" in capsys.readouterr().err
 
 
 def test_resume_refuses_a_changed_attention_set(tiny_attention_set, tmp_path, capsys):

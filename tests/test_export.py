@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from evo import cli, evaluate, program, search
-from evo.search import checkpoint, export
+from evo import cli, evaluate, program, run, search
+from evo.search import export
 from evo.errors import UserError
 from test_search_toys import SEEDS, TARGETS, ToyEvaluator, engine
 
@@ -19,9 +19,10 @@ from test_search_toys import SEEDS, TARGETS, ToyEvaluator, engine
 def toy_run(tmp_path):
     run_dir = tmp_path / "run"
     e = engine(run_dir, budget=search.Budget(max_programs=50))
-    checkpoint.save_config(run_dir, {"model": "toy", "split": "search", "corpus": None, "sentence_tokens": 64,
-                                     "attention_set": {"n_layers": 2, "n_heads": 3, "fingerprint": "toy",
-                                                       "corpus": {"source": "toy:corpus"}}})
+    run.save_config(run_dir, run.RunConfig(
+        model="toy", corpus=None, split="search", sentence_tokens=64,
+        attention_set={"path": "", "n_layers": 2, "n_heads": 3, "fingerprint": "toy", "corpus": {"source": "toy:corpus"}},
+        captured=False, seed=0, budgets={}, settings={}, operators={"operators": "offline"}))
     e.seed(SEEDS)
     e.run()
     return run_dir, e

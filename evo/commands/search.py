@@ -7,13 +7,11 @@ import contextlib
 import dataclasses
 import datetime
 import functools
-import hashlib
-import json
 import pathlib
 import signal
 import sys
 
-from evo import models
+from evo import models, run
 from evo.errors import UserError
 
 DEFAULT_SEEDS = pathlib.Path(__file__).resolve().parents[2] / "seeds"
@@ -94,30 +92,26 @@ def run_search(args) -> int:
     run_dir = pathlib.Path(args.run_dir or f"runs/{_slug(args.model)}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
     if args.attention_set and args.model != DEFAULT_MODEL:
         raise UserError("give --model or --attention-set, not both: the set fixes the model")
-    if (run_dir / "checkpoint.json").exists():
+    if (run_dir / run.CHECKPOINT).exists():
         raise UserError(f"{run_dir} already holds a run; continue it with `evo resume {run_dir}` "
                         "or choose another --run-dir")
     programs = _starting_programs(args.seeds_dir, args.from_export)
     aset = _attention_set(args)
     model = aset.model if args.attention_set else args.model
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / search.LOG).write_text("")
+    (run_dir / run.LOG).write_text("")
     settings = search.Settings(**{k: v for k, v in (("batch_size", args.batch_size),
                                                     ("population", args.population)) if v})
     budget = search.Budget(args.max_programs, args.generations, args.max_hours)
-    config = {
-        "model": model, "corpus": args.corpus, "split": args.split,
-        "sentence_tokens": args.sentence_tokens, "attention_set": _aset_info(aset),
-        "captured": not args.attention_set,
-        "seed": args.seed, "budgets": dataclasses.asdict(budget), "settings": dataclasses.asdict(settings),
-        "operators": _operator_settings(args), "downstream_sentences": args.downstream_sentences,
-        "workers": args.workers, "time_limit": args.time_limit,
-        "seeds_dir": str(args.seeds_dir or DEFAULT_SEEDS), "from_export": args.from_export,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(), "command": sys.argv,
-    }
-    from evo.search import checkpoint
-
-    checkpoint.save_config(run_dir, config)
+    config = run.RunConfig(
+        model=model, corpus=_absolute(args.corpus), split=args.split, sentence_tokens=args.sentence_tokens,
+        attention_set=run.aset_info(aset), captured=not args.attention_set, seed=args.seed,
+        budgets=dataclasses.asdict(budget), settings=dataclasses.asdict(settings),
+        operators=_operator_settings(args), downstream_sentences=args.downstream_sentences,
+        workers=args.workers, time_limit=args.time_limit, seeds_dir=str(args.seeds_dir or DEFAULT_SEEDS),
+        from_export=_absolute(args.from_export),
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(), command=tuple(sys.argv))
+    run.save_config(run_dir, config)
     return _drive(run_dir, config, budget, args.workers, programs)
 
 
@@ -129,14 +123,16 @@ def run_resume(args) -> int:
     _check_positive(args, "workers", "max_programs", "generations")
     _check_positive(args, "max_hours", number=float)
     run_dir = pathlib.Path(args.run)
-    config = checkpoint.load_config(run_dir)
+    config = run.load_config(run_dir)
     state = checkpoint.load(run_dir)
-    if state["attention_set"]["fingerprint"] != config["attention_set"]["fingerprint"]:
-        raise UserError(f"checkpoint in {run_dir} belongs to another attention set than its config.json")
-    old = search.Budget(**state["budgets"])
+    run.check_resumable(run_dir, config, state)
+    try:
+        old = search.Budget(**state["budgets"])
+    except TypeError as err:
+        raise UserError(f"checkpoint in {run_dir} is corrupt (budgets: {err})") from None
     flags = {"max_programs": args.max_programs, "generations": args.generations, "max_hours": args.max_hours}
     budget = dataclasses.replace(old, **{k: v for k, v in flags.items() if v is not None})
-    return _drive(run_dir, config, budget, args.workers or config["workers"], None, state)
+    return _drive(run_dir, config, budget, args.workers or config.workers, None, state)
 
 
 def _drive(run_dir, config, budget, workers, programs=None, state=None) -> int:
@@ -147,27 +143,27 @@ def _drive(run_dir, config, budget, workers, programs=None, state=None) -> int:
     from evo.search import progress
     from operators import registry
 
-    aset = _load_checked(pathlib.Path(config["attention_set"]["path"]), config)
+    aset = run.attention_set(config)
     evaluator = functools.partial(evaluate.evaluate, aset_path=aset.path,
-                                  limits=sandbox.Limits(seconds=config["time_limit"]), workers=workers)
-    operator = registry.build(dict(config["operators"], run_dir=str(run_dir)), aset.path)
+                                  limits=sandbox.Limits(seconds=config.time_limit), workers=workers)
+    operator = registry.build(dict(config.operators, run_dir=str(run_dir)), aset.path)
     downstream = None
-    if config.get("downstream_sentences"):
+    if config.downstream_sentences:
         from evo import perplexity
 
-        downstream = perplexity.HeadCost.build(config["model"], sentences=config["downstream_sentences"],
-                                               corpus_path=config["corpus"])
+        downstream = perplexity.HeadCost.build(config.model, sentences=config.downstream_sentences,
+                                               corpus_path=config.corpus)
     with progress.Reporter() as reporter, _signals() as stop:
         engine = search.Search(run_dir, evaluator, operator, n_heads=len(aset.heads),
-                               rng=np.random.default_rng(config["seed"]), attention_set=config["attention_set"],
-                               settings=search.Settings(**config["settings"]), budget=budget,
+                               rng=np.random.default_rng(config.seed), attention_set=config.attention_set,
+                               settings=_settings(config), budget=budget,
                                downstream=downstream, reporter=reporter)
         if state is None:
             reporter.message(f"evo search: run {run_dir}, {len(programs)} starting programs, "
                              f"{len(aset.heads)} heads, {len(aset)} sentences, operators {operator.name}")
             engine.seed(programs)
         else:
-            engine.load_state(state)
+            _restore(engine, state, run_dir)
             reporter.message(f"evo resume: run {run_dir} at generation {engine.generation}, "
                              f"{len(engine.archive)} programs evaluated")
         reason = engine.run(stop)
@@ -236,37 +232,25 @@ def _attention_set(args):
                           max_tokens=args.sentence_tokens)
 
 
-def fingerprint(aset) -> str:
-    """Returns a digest of what fixes the problem: model, shape, tokens, corpus and dtype."""
-    meta = aset.meta
-    fixed = {"model": aset.model, "causal": aset.causal, "n_layers": aset.n_layers,
-             "n_heads": aset.n_heads, "tokens": aset.tokens,
-             "extra": {k: meta[k] for k in sorted(meta) if k.startswith("corpus") or k in ("dtype", "max_tokens")}}
-    return hashlib.sha256(json.dumps(fixed, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def _absolute(path) -> str | None:
+    """Returns the path made absolute, so a resume from another folder finds it."""
+    return str(pathlib.Path(path).resolve()) if path else None
 
 
-def _aset_info(aset) -> dict:
-    corpus = {k: v for k, v in aset.meta.items() if k.startswith("corpus")}
-    return {"path": str(pathlib.Path(aset.path).resolve()), "fingerprint": fingerprint(aset),
-            "model": aset.model, "n_layers": aset.n_layers, "n_heads": aset.n_heads,
-            "sentences": len(aset), "causal": aset.causal, **corpus}
+def _settings(config):
+    from evo import search
+    try:
+        return search.Settings(**config.settings)
+    except TypeError as err:
+        raise UserError(f"config.json is corrupt (settings: {err})") from None
 
 
-def _load_checked(path: pathlib.Path, config: dict):
-    """Returns the run's attention set, refusing one whose fingerprint changed."""
-    from evo import attention_set
-
-    if not path.exists() and config.get("captured"):
-        from evo import capture  # the cache was cleared: capture the same set again
-
-        path = capture.ensure(model=config["model"], corpus_path=config["corpus"], split=config["split"],
-                              max_tokens=config["sentence_tokens"]).path
-    aset = attention_set.AttentionSet.load(path)
-    if fingerprint(aset) != config["attention_set"]["fingerprint"]:
-        raise UserError(f"the attention set at {path} has changed since the run started (fingerprint "
-                        f"{fingerprint(aset)}, run has {config['attention_set']['fingerprint']}); "
-                        "refusing to resume against different data")
-    return aset
+def _restore(engine, state: dict, run_dir) -> None:
+    """Loads the checkpoint into the engine; a malformed one is a one-line error."""
+    try:
+        engine.load_state(state)
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise UserError(f"checkpoint in {run_dir} is corrupt ({type(err).__name__}: {err})") from None
 
 
 def _operator_settings(args) -> dict:

@@ -16,7 +16,7 @@ import os
 import pathlib
 import shutil
 
-from evo import results
+from evo import results, run
 from evo.errors import UserError
 
 FORMATS = ("png", "svg")
@@ -28,7 +28,7 @@ def build(source, out=None, replace_json=None, figures_dir=None, fmt: str = "png
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     res = results.load(source)
-    out = pathlib.Path(out) if out else res.source / "report"
+    out = pathlib.Path(out) if out else res.source / run.REPORT
     _check_out(out)
     replaced = _replacement(replace_json, res) if replace_json else None
     curve, ledger = _run_extras(res)
@@ -86,7 +86,7 @@ def _run_extras(res: results.Results):
     """Returns the run log's curve and the LLM ledger, from the run (an export names its run, if still here)."""
     from evo.report import data
     run_dir = res.source if res.kind == "run" else pathlib.Path(str(res.info.get("run") or ""))
-    if res.kind == "export" and not (run_dir / "log.jsonl").is_file():
+    if res.kind == "export" and not (run_dir / run.LOG).is_file():
         return None, None
     return data.progress(run_dir, len(res.heads)), data.llm_ledger(run_dir)
 

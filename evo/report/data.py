@@ -14,7 +14,7 @@ import pathlib
 
 import numpy as np
 
-from evo import evaluate, fitness, results
+from evo import evaluate, fitness, results, run
 from evo.errors import UserError
 from evo.report import detectors
 
@@ -48,7 +48,7 @@ class Head:
 
 def progress(run_dir: pathlib.Path, n_heads: int) -> dict:
     """Returns the run log's curve (programs evaluated -> mean best IoU) and improvements per operator."""
-    log = run_dir / "log.jsonl"
+    log = run_dir / run.LOG
     if not log.is_file():
         raise UserError(f"{run_dir} has no run log ({log.name}); the report needs it for the search curve")
     best = np.zeros(n_heads)
@@ -77,7 +77,7 @@ def progress(run_dir: pathlib.Path, n_heads: int) -> dict:
 def llm_ledger(run_dir: pathlib.Path) -> dict | None:
     """Returns the LLM token and cost counters from a run's checkpoint, or None when no LLM ran."""
     try:
-        state = json.loads((run_dir / "checkpoint.json").read_text(encoding="utf-8"))
+        state = json.loads((run_dir / run.CHECKPOINT).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
     found = _find_counters(state.get("operator"))

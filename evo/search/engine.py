@@ -27,12 +27,12 @@ from typing import Callable
 import numpy as np
 
 from evo.search import archive as archive_mod
-from evo import program
+from evo import program, run
 from evo.search import cascade, checkpoint, progress, runlog, selection
 from evo.errors import UserError
 from operators import base
 
-LOG = "log.jsonl"
+LOG = run.LOG
 INTERRUPTED = "interrupted"
 
 

@@ -19,10 +19,10 @@ import pathlib
 
 import numpy as np
 
-from evo.search import archive as archive_mod
-from evo import program
-from evo.search import checkpoint
+from evo import files, program, run
 from evo.errors import UserError
+from evo.search import archive as archive_mod
+from evo.search import checkpoint
 from operators import account, canonical
 
 SIMPLEST_MARGIN = 0.01  # the simplest pick may give up this much IoU against the best
@@ -79,9 +79,9 @@ def simplest_of(front: list[Entry]) -> Entry:
 def collect(run_dir: pathlib.Path) -> Fronts:
     """Returns the fronts stored in a run's checkpoint."""
     run_dir = pathlib.Path(run_dir)
-    config, state = checkpoint.load_config(run_dir), checkpoint.load(run_dir)
+    config, state = run.load_config(run_dir), checkpoint.load(run_dir)
     arch = archive_mod.Archive.from_state(state["archive"])
-    info = config["attention_set"]
+    info = config.attention_set
     n_layers, n_heads = int(info["n_layers"]), int(info["n_heads"])
     if len(state["fronts"]) != n_layers * n_heads:
         raise UserError(f"checkpoint in {run_dir} has {len(state['fronts'])} fronts for "
@@ -100,13 +100,13 @@ def collect(run_dir: pathlib.Path) -> Fronts:
             entries.append(Entry(pid, round(float(arch.iou[i, k]), 6), _length(sources[pid], arch.records[i].length),
                                  None if ppl is None else round(ppl, 6), words[pid]))
         fronts.append(sorted(entries, key=lambda e: (e.length, -e.iou)))
-    meta = {"run": str(run_dir), "corpus": config.get("corpus"), "split": config.get("split"),
-            "sentence_tokens": config.get("sentence_tokens"),
+    meta = {"run": str(run_dir), "corpus": config.corpus, "split": config.split,
+            "sentence_tokens": config.sentence_tokens,
             "attention_set": {k: v for k, v in info.items() if k != "path"}, "attention_set_path": info.get("path"),
             "programs_evaluated": state["spent"]["programs"], "generation": state["generation"]}
-    ops = config.get("operators") or {}
-    llm = ops.get("llm_model") if isinstance(ops, dict) and ops.get("operators") in ("llm", "mixed") else None
-    return Fronts(config["model"], [(k // n_heads, k % n_heads) for k in range(n_layers * n_heads)],
+    ops = config.operators
+    llm = ops.get("llm_model") if ops.get("operators") in ("llm", "mixed") else None
+    return Fronts(config.model, [(k // n_heads, k % n_heads) for k in range(n_layers * n_heads)],
                   fronts, sources, records, meta, llm)
 
 
@@ -122,6 +122,10 @@ def export(run_dir: pathlib.Path, out_dir: pathlib.Path) -> dict:
     """Writes programs/, front.json and best_per_head.csv; returns a summary."""
     fr = collect(run_dir)
     out_dir = pathlib.Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} exists and is not a directory; choose another --out")
+    if not out_dir.parent.exists():
+        raise UserError(f"--out {out_dir}: its parent folder {out_dir.parent} does not exist")
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "front.json").exists():
         raise UserError(f"{out_dir} exists and is not an earlier export; choose an empty or new --out")
     programs = out_dir / "programs"
@@ -129,7 +133,7 @@ def export(run_dir: pathlib.Path, out_dir: pathlib.Path) -> dict:
     for stale in programs.glob("*.py"):
         stale.unlink()
     for pid, source in fr.sources.items():
-        (programs / f"{pid}.py").write_text(with_header(source, header(fr, pid)), encoding="utf-8")
+        files.write_text(programs / f"{pid}.py", with_header(source, header(fr, pid)))
     best = [fr.best(k) for k in range(len(fr.heads))]
     simplest = [fr.simplest(k) for k in range(len(fr.heads))]
     doc = {"model": fr.model, **fr.info,
@@ -140,7 +144,7 @@ def export(run_dir: pathlib.Path, out_dir: pathlib.Path) -> dict:
                       "best": dataclasses.asdict(b), "simplest": dataclasses.asdict(s),
                       "account": account.headline(fr.label(k), s.iou, s.account)}
                      for k, ((layer, head), f, b, s) in enumerate(zip(fr.heads, fr.fronts, best, simplest))]}
-    checkpoint.write_json(out_dir / "front.json", doc)
+    files.write_json(out_dir / "front.json", doc)
     _write_csv(out_dir / "best_per_head.csv", fr, best, simplest)
     return {"programs": len(fr.sources), "heads": len(fr.heads), "mean_best_iou": doc["mean_best_iou"],
             "mean_simplest_iou": doc["mean_simplest_iou"],
@@ -150,15 +154,13 @@ def export(run_dir: pathlib.Path, out_dir: pathlib.Path) -> dict:
 
 def _write_csv(path: pathlib.Path, fr: Fronts, best: list[Entry], simplest: list[Entry]) -> None:
     """Writes best_per_head.csv atomically: the best pick's columns first, then the simplest pick's."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with files.atomic(path) as f:
         writer = csv.writer(f)
         writer.writerow(["layer", "head", "program", "iou", "length",
                          "simplest_program", "simplest_iou", "simplest_length", "account"])
         for (layer, head), b, s in zip(fr.heads, best, simplest):
             writer.writerow([layer, head, b.program, f"{b.iou:.6f}", b.length,
                              s.program, f"{s.iou:.6f}", s.length, s.account])
-    tmp.replace(path)
 
 
 def header(fr: Fronts, pid: str) -> str:
@@ -208,4 +210,4 @@ def with_header(source: str, text: str) -> str:
 
 def load_front(path: pathlib.Path) -> dict:
     """Returns an export's front.json."""
-    return checkpoint.read_json(pathlib.Path(path) / "front.json", "export front")
+    return files.read_json(pathlib.Path(path) / "front.json", "export front")
