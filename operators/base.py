@@ -1,7 +1,6 @@
 """The operator interface: what the search asks for and what an operator gives back."""
 
 import dataclasses
-from typing import Protocol
 
 import numpy as np
 
@@ -46,13 +45,29 @@ class Child:
     meta: dict = dataclasses.field(default_factory=dict)  # e.g. LLM usage, latency
 
 
-class Operator(Protocol):
+class Operator:
     """Turns requests into children, one per request, in the same order.
 
-    Optional hooks the search calls when present: `stats() -> dict`,
-    `state_dict() -> dict`, `load_state_dict(state) -> None`, `exhausted() -> str | None`.
+    The hooks below have defaults; an operator overrides the ones it has something to say in.
     """
 
-    name: str
+    name = "operator"
 
-    def vary(self, requests: list[Request]) -> list[Child]: ...
+    def vary(self, requests: list[Request]) -> list[Child]:
+        """Returns one child per request, in order."""
+        raise NotImplementedError
+
+    def stats(self) -> dict:
+        """Returns counters for the progress display."""
+        return {}
+
+    def state_dict(self) -> dict:
+        """Returns what the operator must carry across a resume, for the checkpoint."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores what `state_dict` returned."""
+
+    def exhausted(self) -> str | None:
+        """Returns why the operator can make nothing more (a spent LLM budget, say), or None."""
+        return None

@@ -8,7 +8,7 @@ from evo.errors import UserError
 from operators import base
 
 
-class Interleaved:
+class Interleaved(base.Operator):
     """Sends a share `ratio` of requests to `llm` and the rest to `offline`; children keep request order.
 
     The choice is drawn from the request's own seed, so it does not depend on batch order.

@@ -56,7 +56,7 @@ class LLMSettings:
             raise UserError(f"the edit ratio must be within [0, 1], got {self.edit_ratio}")
 
 
-class LLMOperator:
+class LLMOperator(base.Operator):
     """Mutation (rewrite or SEARCH/REPLACE edit) and crossover written by an LLM."""
 
     name = "llm"

@@ -56,7 +56,7 @@ class Settings:
                 raise UserError(f"symbolic setting {name} must be at least 1, got {getattr(self, name)}")
 
 
-class SymbolicOperator:
+class SymbolicOperator(base.Operator):
     """The offline operator: one child per request, deterministic in the request's seed."""
 
     name = "symbolic"

@@ -7,7 +7,7 @@ import pytest
 
 from evo import search
 from evo import program
-from evo.search import archive, checkpoint, runlog
+from evo.search import archive, checkpoint, parents, runlog
 from evo.errors import UserError
 from operators import base
 from evo.search import selection
@@ -138,7 +138,7 @@ def test_resume_drops_log_lines_written_after_the_checkpoint(tmp_path):
 def test_requests_target_badly_explained_heads_more_often(tmp_path):
     e = engine(tmp_path / "r")
     e.seed(SEEDS)
-    targets = [r.heads[0] for _ in range(20) for r in e._requests(8)]
+    targets = [r.heads[0] for _ in range(20) for r in parents.requests(8, e)]
     counts = np.bincount(targets, minlength=len(TARGETS))
     assert counts[np.argmin(e.best)] > counts[np.argmax(e.best)]
 

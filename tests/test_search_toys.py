@@ -56,7 +56,7 @@ class ToyEvaluator:
         return out
 
 
-class ToyOperator:
+class ToyOperator(base.Operator):
     """Mutates one weight or mixes two parents, from each request's own seed."""
 
     name = "toy"

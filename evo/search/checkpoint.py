@@ -9,7 +9,10 @@ wrong-version checkpoint is a `UserError`: a run never silently starts afresh.
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
+
+import numpy as np
 
 from evo import files, run
 from evo.errors import UserError
@@ -45,3 +48,41 @@ def load(run_dir: pathlib.Path) -> dict:
     if wrong:
         raise UserError(f"checkpoint {path} is corrupt ({'; '.join(wrong)})")
     return data
+
+
+def encode(engine) -> dict:
+    """Returns everything needed to continue the engine exactly, as JSON-able data."""
+    archive = engine.archive
+    ids = lambda idx: [archive.records[i].id for i in idx]  # noqa: E731
+    return {
+        "generation": engine.generation,
+        "spent": {"programs": len(archive), "seconds": engine.elapsed()},
+        "budgets": dataclasses.asdict(engine.budget),
+        "settings": dataclasses.asdict(engine.settings),
+        "attention_set": engine.attention_set,
+        "archive": archive.state(),
+        "islands": engine.islands.tolist(),
+        "heads": engine.heads.state(engine.best),
+        "population": [ids(p) for p in engine.population()],
+        "fronts": [ids(f) for f in engine.heads.fronts],
+        "rng": engine.rng.bit_generator.state,
+        "operator": engine.operator.state_dict(),
+        "operator_failures": engine.operator_failures,
+        "log_bytes": engine.log_bytes,
+        "stall": engine.stall,
+    }
+
+
+def restore(engine, state: dict) -> None:
+    """Puts a checkpoint's state into the engine (its budget and settings stay as given)."""
+    from evo.search import archive as archive_mod
+    engine.archive = archive_mod.Archive.from_state(state["archive"])
+    engine.generation = int(state["generation"])
+    engine.islands = np.asarray(state["islands"], dtype=np.int64)
+    engine.heads.load(state["heads"], engine.best)
+    engine.rng.bit_generator.state = state["rng"]
+    engine.operator.load_state_dict(state.get("operator", {}))
+    engine.operator_failures = int(state.get("operator_failures", 0))
+    engine.stall = int(state.get("stall", 0))
+    engine.log_bytes = int(state["log_bytes"])
+    engine.resume_clock(float(state["spent"]["seconds"]))

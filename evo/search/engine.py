@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-import time
 from typing import Callable
 
 import numpy as np
 
 from evo.search import archive as archive_mod
 from evo import program, run
-from evo.search import cascade, checkpoint, progress, runlog, selection
+from evo.search import cascade, checkpoint, parents, progress, runlog, selection
+from evo.search import heads as heads_mod
 from evo.errors import UserError
 from operators import base
 
@@ -80,19 +80,13 @@ class Search:
         self.attention_set = attention_set
         self.reporter = reporter
         self.archive = archive_mod.Archive(n_heads)
+        self.heads = heads_mod.Heads(n_heads)
         self.generation = 0
         self.islands = np.zeros(n_heads, dtype=np.int64)
-        self.improved_at = np.zeros(n_heads, dtype=np.int64)
-        self.since = np.zeros(n_heads, dtype=np.int64)
-        self.selected: list[list[int]] = [[] for _ in range(n_heads)]
-        self.fronts: list[list[int]] = [[] for _ in range(n_heads)]
         self.stall = 0
         self.operator_failures = 0  # children an operator could not produce
         self.log_bytes = 0
-        self._last_best = np.full(n_heads, -1.0)
-        self._spent_before = 0.0
-        self._t0 = time.monotonic()
-        self._session_start = 0  # programs evaluated when this session began
+        self.clock = progress.Clock()
         self._committed: dict | None = None
         self._cascade: cascade.Cascade | None = None  # made on first use
 
@@ -100,12 +94,8 @@ class Search:
 
     def seed(self, programs: list[tuple[str, str, str]]) -> None:
         """Evaluates the starting programs (id, source, origin), clusters heads, checkpoints."""
-        fresh, seen = [], set()
-        for pid, source, origin in programs:
-            key = program.key(source)
-            if key not in seen:
-                seen.add(key)
-                fresh.append(base.Child(source=source, parents=(), operator=origin, meta={"id": pid}))
+        fresh = _unique([base.Child(source=src, parents=(), operator=origin, meta={"id": pid})
+                         for pid, src, origin in programs])
         results = self.evaluator([c.source for c in fresh])
         if not any(r.ok for r in results):
             first = next((r.error for r in results), "no programs given")
@@ -120,10 +110,10 @@ class Search:
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> str:
         """Breeds generations until a budget or `should_stop`; returns why it stopped."""
-        self._session_start = len(self.archive)
+        self.clock.session(len(self.archive))
         self._start_cascade()
         while (reason := self.exhausted()) is None:
-            requests = self._requests(self._batch())
+            requests = parents.requests(self._batch(), self)
             children = self.operator.vary(requests)
             if should_stop():
                 return self._interrupt()
@@ -132,8 +122,7 @@ class Search:
             if should_stop():
                 return self._interrupt()
             self._finish_cascade()
-            for r in requests:
-                self.since[r.heads[0]] += 1
+            self.heads.aimed(requests)
             self.generation += 1
             self._add(fresh, results, targets)
             self.stall = 0 if fresh else self.stall + 1
@@ -156,8 +145,7 @@ class Search:
             return f"reached --max-hours {b.max_hours:g}"
         if self.stall >= self.settings.stall_generations:
             return f"the operators produced no new program in {self.stall} generations"
-        hook = getattr(self.operator, "exhausted", None)
-        return hook() if hook else None
+        return self.operator.exhausted()
 
     # ---- one generation -------------------------------------------------------------
 
@@ -167,47 +155,14 @@ class Search:
             n = min(n, self.budget.max_programs - len(self.archive))
         return n
 
-    def _requests(self, n: int) -> list[base.Request]:
-        """Returns n requests, each aimed at one head chosen where the search can gain most."""
-        s, iou, rng = self.settings, self.archive.iou, self.rng
-        weights = selection.head_weights(self.best, self.improved_at, self.since, self.generation)
-        population, seeds = self.population(), self._seeds
-        requests = []
-        for _ in range(n):
-            k = int(rng.choice(len(weights), p=weights))
-            first = selection.tournament(self.selected[k], iou[:, k], s.tournament_size, rng)
-            parents = [first]
-            if rng.random() < s.crossover_rate:
-                island = int(self.islands[k])
-                if len(population) > 1 and rng.random() < s.migration_rate:
-                    island = int(rng.choice([j for j in range(len(population)) if j != island]))
-                pool = sorted((set(population[island]) | seeds) - {first})
-                if pool:
-                    score = selection.partner_scores(iou, first, k, s.novelty)
-                    parents.append(selection.tournament(pool, score, s.tournament_size, rng))
-            kind = "crossover" if len(parents) == 2 else "mutate"
-            seed = int(rng.integers(0, 2**63 - 1))
-            requests.append(base.Request(kind, tuple(self._parent(i) for i in parents), (k,), seed))
-        return requests
-
-    def _parent(self, i: int) -> base.Parent:
-        r = self.archive.records[i]
-        return base.Parent(id=r.id, source=r.source, iou=self.archive.iou[i].copy(), length=r.length)
-
     def _fresh(self, children: list[base.Child], requests: list[base.Request]):
         """Returns the children never evaluated before (first of each kept) and their target heads."""
         assert len(children) == len(requests), "operator returned a different number of children"
-        out, targets, seen = [], [], set(self.archive.by_key)
-        for child, request in zip(children, requests):
-            if child.source is None:
-                self.operator_failures += 1
-                continue
-            key = program.key(child.source)
-            if key not in seen:
-                seen.add(key)
-                out.append(child)
-                targets.append(request.heads)
-        return out, targets
+        made = [(c, r.heads) for c, r in zip(children, requests) if c.source is not None]
+        self.operator_failures += len(children) - len(made)
+        kept = _unique([c for c, _ in made], set(self.archive.by_key))
+        targets = {id(c): heads for c, heads in made}
+        return kept, [targets[id(c)] for c in kept]
 
     def _add(self, children: list[base.Child], results: list, targets: list | None = None) -> None:
         """Puts evaluated children into the archive and the log."""
@@ -233,7 +188,7 @@ class Search:
         return pid
 
     def _start_cascade(self) -> None:
-        """Starts the downstream cascade for the archive as committed (see evo.cascade)."""
+        """Starts the downstream cascade for the archive as committed (see evo.search.cascade)."""
         if self.downstream is not None:
             self._cascade = self._cascade or cascade.Cascade(self.downstream)
             self._cascade.start(self.archive, self.settings.cascade_margin)
@@ -245,27 +200,12 @@ class Search:
 
     def _commit(self) -> None:
         """Updates head stats, selects per head, writes the checkpoint and reports."""
-        best = self.best
-        improved = best > self._last_best + 1e-6
-        self.improved_at[improved] = self.generation
-        self.since[improved] = 0
-        self._last_best = best
-        self._select()
+        self.heads.commit(self.best, self.generation)
+        self.heads.select(self.archive, self.settings, self.downstream is not None)
         self._committed = self.state()
         checkpoint.save(self.run_dir, self._committed)
         if self.reporter is not None:
             self.reporter.update(self.snapshot())
-
-    def _select(self) -> None:
-        a, s = self.archive, self.settings
-        iou, lengths, ok = a.iou, a.lengths, a.ok
-        for k in range(a.n_heads):
-            ppl = a.ppl_column(k) if self.downstream is not None else None
-            extra = np.flatnonzero(~np.isnan(ppl)) if ppl is not None else None
-            pool = selection.candidates(iou[:, k], lengths, ok, s.pool, extra)
-            table = selection.objectives(iou[:, k], lengths, ppl)
-            self.selected[k] = selection.nsga2(table, pool, s.population)
-            self.fronts[k] = selection.front(table, pool)
 
     def _interrupt(self) -> str:
         """Drops the generation in flight and rewrites the last committed checkpoint."""
@@ -277,7 +217,7 @@ class Search:
     # ---- views ---------------------------------------------------------------------
 
     @property
-    def _seeds(self) -> set[int]:
+    def seeds(self) -> set[int]:
         """Returns the starting programs that ran: the basic patterns crossovers can always draw on."""
         return {i for i, r in enumerate(self.archive.records) if r.generation == 0 and r.ok}
 
@@ -286,34 +226,38 @@ class Search:
         """Returns the best IoU per head over the archive, (K,)."""
         return self.archive.iou.max(axis=0) if len(self.archive) else np.zeros(self.archive.n_heads)
 
+    @property
+    def fronts(self) -> list[list[int]]:
+        """Returns each head's first non-dominated front (archive rows)."""
+        return self.heads.fronts
+
+    @property
+    def selected(self) -> list[list[int]]:
+        """Returns each head's NSGA-II selection (archive rows)."""
+        return self.heads.selected
+
     def population(self) -> list[list[int]]:
         """Returns each island's population: the union of its heads' NSGA-II selections."""
         n = int(self.islands.max()) + 1
-        return [sorted({i for k in np.flatnonzero(self.islands == j) for i in self.selected[k]})
+        return [sorted({i for k in np.flatnonzero(self.islands == j) for i in self.heads.selected[k]})
                 for j in range(n)]
 
     def elapsed(self) -> float:
-        return self._spent_before + time.monotonic() - self._t0
+        """Returns the wall-clock seconds spent over all sessions of the run."""
+        return self.clock.elapsed()
+
+    def resume_clock(self, spent: float) -> None:
+        """Starts this session's clock on top of the seconds earlier sessions spent."""
+        self.clock = progress.Clock(spent)
 
     def snapshot(self) -> progress.Snapshot:
+        """Returns the figures the progress display shows."""
         best, b = self.best, self.budget
-        errors = int((~self.archive.ok).sum()) + self.operator_failures
-        stats = getattr(self.operator, "stats", None)
         return progress.Snapshot(
             generation=self.generation, evaluated=len(self.archive), budget=b.max_programs,
             mean_best=float(best.mean()), heads_above=int((best >= 0.8).sum()),
-            n_heads=self.archive.n_heads, errors=errors, elapsed=self.elapsed(), eta=self._eta(),
-            operator=stats() if stats else {})
-
-    def _eta(self) -> float | None:
-        b, etas = self.budget, []
-        session = time.monotonic() - self._t0
-        done = len(self.archive) - self._session_start
-        if b.max_programs is not None and done > 0:
-            etas.append(session / done * max(0, b.max_programs - len(self.archive)))
-        if b.max_hours is not None:
-            etas.append(max(0.0, b.max_hours * 3600 - self.elapsed()))
-        return min(etas) if etas else None
+            n_heads=self.archive.n_heads, errors=int((~self.archive.ok).sum()) + self.operator_failures,
+            elapsed=self.elapsed(), eta=self.clock.eta(b, len(self.archive)), operator=self.operator.stats())
 
     def _message(self, text: str) -> None:
         if self.reporter is not None:
@@ -322,45 +266,23 @@ class Search:
     # ---- checkpoint state ------------------------------------------------------------
 
     def state(self) -> dict:
-        """Returns everything needed to continue exactly, as JSON-able data."""
-        ids = lambda idx: [self.archive.records[i].id for i in idx]  # noqa: E731
-        state_dict = getattr(self.operator, "state_dict", None)
-        return {
-            "generation": self.generation,
-            "spent": {"programs": len(self.archive), "seconds": self.elapsed()},
-            "budgets": dataclasses.asdict(self.budget),
-            "settings": dataclasses.asdict(self.settings),
-            "attention_set": self.attention_set,
-            "archive": self.archive.state(),
-            "islands": self.islands.tolist(),
-            "heads": {"improved_at": self.improved_at.tolist(), "since": self.since.tolist(),
-                      "best": [round(float(x), 6) for x in self.best]},
-            "population": [ids(p) for p in self.population()],
-            "fronts": [ids(f) for f in self.fronts],
-            "rng": self.rng.bit_generator.state,
-            "operator": state_dict() if state_dict else {},
-            "operator_failures": self.operator_failures,
-            "log_bytes": self.log_bytes,
-            "stall": self.stall,
-        }
+        """Returns everything needed to continue exactly (evo.search.checkpoint.encode)."""
+        return checkpoint.encode(self)
 
     def load_state(self, state: dict) -> None:
         """Restores a checkpoint's state into this engine (budget and settings stay as given)."""
-        self.archive = archive_mod.Archive.from_state(state["archive"])
-        self.generation = int(state["generation"])
-        self.islands = np.asarray(state["islands"], dtype=np.int64)
-        self.improved_at = np.asarray(state["heads"]["improved_at"], dtype=np.int64)
-        self.since = np.asarray(state["heads"]["since"], dtype=np.int64)
-        self._last_best = self.best
-        self.rng.bit_generator.state = state["rng"]
-        loader = getattr(self.operator, "load_state_dict", None)
-        if loader:
-            loader(state.get("operator", {}))
-        self.operator_failures = int(state.get("operator_failures", 0))
-        self.stall = int(state.get("stall", 0))
-        self.log_bytes = int(state["log_bytes"])
-        self._spent_before = float(state["spent"]["seconds"])
-        self._t0 = time.monotonic()
+        checkpoint.restore(self, state)
         runlog.truncate(self.run_dir / LOG, self.log_bytes)
-        self._select()
+        self.heads.select(self.archive, self.settings, self.downstream is not None)
         self._committed = self.state()
+
+
+def _unique(children: list[base.Child], seen: set[str] | None = None) -> list[base.Child]:
+    """Returns the children whose normalised source is new, the first of each."""
+    seen, out = set(seen or ()), []
+    for child in children:
+        key = program.key(child.source)
+        if key not in seen:
+            seen.add(key)
+            out.append(child)
+    return out

@@ -24,6 +24,33 @@ class Snapshot:
     operator: dict = dataclasses.field(default_factory=dict)
 
 
+class Clock:
+    """Wall-clock time over all sessions of a run, and the time left to the budget at this session's rate."""
+
+    def __init__(self, spent_before: float = 0.0):
+        self.spent_before = spent_before
+        self.t0 = time.monotonic()
+        self.start_programs = 0  # programs evaluated when this session began
+
+    def session(self, programs: int) -> None:
+        """Notes how many programs the run had when this session began."""
+        self.start_programs = programs
+
+    def elapsed(self) -> float:
+        """Returns the seconds over all sessions."""
+        return self.spent_before + time.monotonic() - self.t0
+
+    def eta(self, budget, programs: int) -> float | None:
+        """Returns the seconds left to the nearest budget, or None when unknown."""
+        etas, session = [], time.monotonic() - self.t0
+        done = programs - self.start_programs
+        if budget.max_programs is not None and done > 0:
+            etas.append(session / done * max(0, budget.max_programs - programs))
+        if budget.max_hours is not None:
+            etas.append(max(0.0, budget.max_hours * 3600 - self.elapsed()))
+        return min(etas) if etas else None
+
+
 def _clock(seconds: float | None) -> str:
     if seconds is None:
         return "?"
