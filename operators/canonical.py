@@ -18,7 +18,7 @@ import builtins
 import re
 
 from evo import prelude
-from operators import ast_edits, basis, mixing
+from operators import ast_edits, basis, mixing, rendering
 from operators.ast_edits import NotApplicable
 
 MIN_SHARE = 0.02  # terms below this share of the mix's mass are dropped
@@ -36,7 +36,7 @@ def write(mix: mixing.Mix, causal: bool, min_share: float = MIN_SHARE) -> str:
     """Returns the mix's source in canonical form (small terms dropped, weights rounded)."""
     mix = _prepared(mix, causal)
     mix.terms = shares(mix.terms, min_share)
-    return _finish(mixing.render(mix, causal, digits=DIGITS))
+    return _finish(rendering.render(mix, causal, digits=DIGITS))
 
 
 def tidy(source: str, causal: bool) -> str:
@@ -47,7 +47,7 @@ def tidy(source: str, causal: bool) -> str:
         return source
     if mix.wrapped:
         return _plain(source)
-    return _finish(mixing.render(_prepared(mix, causal), causal, digits=None))
+    return _finish(rendering.render(_prepared(mix, causal), causal, digits=None))
 
 
 def _plain(source: str) -> str:
@@ -150,7 +150,7 @@ def _finish(source: str) -> str:
     """Returns the rendered source with its imports completed."""
     tree = ast_edits.parse(source)
     _complete_imports(tree)
-    return mixing.wrapped_sum(ast_edits.unparse(tree))
+    return rendering.wrapped_sum(ast_edits.unparse(tree))
 
 
 def _complete_imports(tree: ast.Module) -> None:

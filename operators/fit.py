@@ -10,7 +10,7 @@ import pathlib
 import numpy as np
 
 from evo import fitness, program
-from operators import basis, mixing
+from operators import basis, mixing, rendering
 from operators.ast_edits import NotApplicable
 
 POWERS = (0.25, 0.5, 1.0, 2.0, 3.0, 4.0)
@@ -80,7 +80,7 @@ class Fitter:
         if pattern is not None:
             return self._normalised([mixing.pattern_matrix(pattern, n, self.sample.causal)
                                      for n in self.sample.lengths])
-        source = mixing.render(mixing.Mix(mix.imports, mix.defs, [mixing.Term(1.0, func)]), self.sample.causal)
+        source = rendering.render(mixing.Mix(mix.imports, mix.defs, [mixing.Term(1.0, func)]), self.sample.causal)
         key = program.key(source)
         if key not in self._parts:
             if len(self._parts) >= _CACHE_SIZE:

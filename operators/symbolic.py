@@ -13,7 +13,7 @@ import numpy as np
 
 from evo import program
 from evo.errors import UserError
-from operators import ast_edits, base, basis, canonical, fit, mixing, mutations
+from operators import ast_edits, base, canonical, fit, fit_edits, mixing, mutations
 from operators.ast_edits import NotApplicable
 
 # Relative chances of each edit by request kind; the fit edits need an attention set.
@@ -56,7 +56,7 @@ class Settings:
                 raise UserError(f"symbolic setting {name} must be at least 1, got {getattr(self, name)}")
 
 
-class SymbolicOperator(base.Operator):
+class SymbolicOperator(fit_edits.FitEdits, base.Operator):
     """The offline operator: one child per request, deterministic in the request's seed."""
 
     name = "symbolic"
@@ -165,136 +165,6 @@ class SymbolicOperator(base.Operator):
         self._check_terms(mix)
         return canonical.write(mix, self.causal), {"edit": f"{w} * first + {1 - w:.1f} * second"}
 
-    def _fit_weight(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
-        return self._fitted(mixing.read(request.parents[0].source, self.causal), request, add_patterns=2)
-
-    def _fit_mix(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
-        a, b = (mixing.read(p.source, self.causal) for p in request.parents)
-        return self._fitted(mixing.merge(a, b, 0.5), request, add_patterns=1)
-
-    def _fit_basis(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
-        mix = mixing.read(request.parents[0].source, self.causal)
-        return self._fitted(mix, request, add_patterns=self.settings.max_terms, label="fit_basis")
-
-    def _fit_scratch(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
-        """Fits a mix of basis patterns alone to the head, starting from one of its three best patterns."""
-        heads = _heads(request)
-        names = basis.names(self.causal)
-        found = [self._screen_alone(b, heads) for b in names]
-        ranked = sorted(range(len(names)), key=lambda i: (-found[i][0], i))
-        pick = ranked[int(rng.integers(min(3, len(ranked))))]
-        first, power = names[pick], found[pick][2]
-        mix = mixing.with_helper(mixing.Mix({}, [], []), basis.helper_def(first, self.causal), 1.0, power)
-        return self._fitted(mix, request, add_patterns=self.settings.max_terms - 1, label="fit_scratch",
-                            before=float(request.parents[0].iou[heads].mean()))
-
-    def _fit_prune(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
-        """Drops the terms the head can do without: greedily, refitting after each, within `prune_loss` IoU."""
-        heads = _heads(request)
-        parent = mixing.read(request.parents[0].source, self.causal)
-        if len(parent.terms) < 2:
-            raise NotApplicable("the parent has no term to spare")
-        mix, result = self._fit(parent, heads)
-        floor = result.score - self.settings.prune_loss
-        dropped = [t.func for t in parent.terms if t.func not in {u.func for u in mix.terms}]  # refit to nothing
-        while len(mix.terms) > 1:
-            parts = [self.fitter.part(mix, t.func) for t in mix.terms]
-            w = np.array([t.weight for t in mix.terms])
-            without = [np.where(np.arange(len(w)) == i, 0.0, w) for i in range(len(w))]  # rows renormalise
-            i = int(np.argmax(self.fitter.score_many(parts, without, [t.power for t in mix.terms], heads)))
-            cand, found = self._fit(mixing.Mix(mix.imports, mix.defs, mix.terms[:i] + mix.terms[i + 1:]), heads)
-            if found.score < floor:
-                break
-            dropped.append(mix.terms[i].func)
-            mix, result = cand, found
-        if not dropped:
-            raise NotApplicable(f"every term of the parent carries more than {self.settings.prune_loss} IoU")
-        mix, score = self._rounded(mix, heads)
-        return canonical.write(mix, self.causal), {"heads": list(heads), "fit_iou": round(score, 4),
-                                                   "edit": f"dropped {', '.join(dropped)}"}
-
-    def _screen_alone(self, name: str, heads: tuple[int, ...]) -> tuple[float, float, float]:
-        part = self.fitter.basis_part(name)
-        return self.fitter.screen(None, part, fit.graded(part), heads)
-
-    def _fitted(self, mix: mixing.Mix, request: base.Request, add_patterns: int, label: str | None = None,
-                before: float | None = None) -> tuple[str, dict]:
-        """Returns the mix with fitted weights and exponents, greedily adding up to `add_patterns` basis terms."""
-        heads = _heads(request)
-        before = self._score(mix, heads) if before is None else before
-        mix, result = self._fit(mix, heads)
-        for _ in range(add_patterns):
-            if len(mixing.combined(mix.terms)) >= self.settings.max_terms:
-                break
-            grown = self._grow(mix, heads, result.score)
-            if grown is None:
-                break
-            mix, result = grown
-        if len(mix.terms) > self.settings.max_terms:
-            mix.terms = sorted(mix.terms, key=lambda t: -t.weight)[:self.settings.max_terms]
-            mix, result = self._fit(mix, heads)
-        mix, score = self._rounded(mix, heads)
-        if score <= before + 1e-4:
-            raise NotApplicable(f"fitting does not improve on {before:.3f} for heads {list(heads)}")
-        meta = {"heads": list(heads), "fit_iou": round(score, 4), "parent_fit_iou": round(before, 4)}
-        if label:
-            meta["label"] = label
-        return canonical.write(mix, self.causal), meta
-
-    def _grow(self, mix: mixing.Mix, heads: tuple[int, ...], score: float):
-        """Returns the mix plus the basis term that raises its fit most, refitted, or None below the gain floor."""
-        present = {basis.known(mix.def_named(t.func), self.causal) for t in mix.terms}
-        parts = [self.fitter.part(mix, t.func) for t in mix.terms]
-        current = self.fitter.mixed(parts, [t.weight for t in mix.terms], [t.power for t in mix.terms])
-        best = None
-        for name in basis.names(self.causal):
-            if name in present:
-                continue
-            cand = self.fitter.basis_part(name)
-            found = self.fitter.screen(current, cand, fit.graded(cand), heads)
-            if best is None or found[0] > best[0][0]:
-                best = (found, name)
-        if best is None or best[0][0] < score + self.settings.min_gain:
-            return None
-        (_, share, power), name = best
-        grown, result = self._fit(mixing.with_helper(mix, basis.helper_def(name, self.causal), share, power), heads)
-        return (grown, result) if result.score >= score + self.settings.min_gain else None
-
-    def _fit(self, mix: mixing.Mix, heads: tuple[int, ...]) -> tuple[mixing.Mix, fit.Result]:
-        parts = [self.fitter.part(mix, t.func) for t in mix.terms]
-        free = [fit.graded(p) for p in parts]
-        result = self.fitter.fit(parts, [t.weight for t in mix.terms], [t.power for t in mix.terms], free, heads)
-        terms = [mixing.Term(w, t.func, p) for t, w, p in zip(mix.terms, result.weights, result.powers)]
-        kept = [t for t in terms if t.weight >= canonical.MIN_SHARE]
-        if kept and len(kept) < len(terms):  # the canonical form drops small terms: refit what is left
-            return self._fit(mixing.Mix(mix.imports, mix.defs, kept), heads)
-        return mixing.Mix(mix.imports, mix.defs, kept or terms), result
-
-    def _rounded(self, mix: mixing.Mix, heads: tuple[int, ...]) -> tuple[mixing.Mix, float]:
-        """Returns the mix with its canonical two-decimal shares, nudged 0.01 at a time while that helps."""
-        terms = canonical.shares(mix.terms)
-        parts = [self.fitter.part(mix, t.func) for t in terms]
-        units = np.array([round(t.weight * 100) for t in terms])
-        moves = [(a, b) for a in range(len(units)) for b in range(len(units)) if a != b]
-        best = self.fitter.score_many(parts, [units / 100], [t.power for t in terms], heads)[0]
-        for _ in range(10):
-            cands = [units + np.eye(len(units), dtype=int)[a] - np.eye(len(units), dtype=int)[b] for a, b in moves]
-            cands = [c for c in cands if c.min() >= 100 * canonical.MIN_SHARE]
-            if not cands:
-                break
-            scores = self.fitter.score_many(parts, [c / 100 for c in cands], [t.power for t in terms], heads)
-            g = int(np.argmax(scores))
-            if scores[g] <= best + 1e-6:
-                break
-            units, best = cands[g], float(scores[g])
-        terms = [mixing.Term(u / 100, t.func, t.power) for u, t in zip(units, terms)]
-        return mixing.Mix(mix.imports, mix.defs, terms), float(best)
-
-    def _score(self, mix: mixing.Mix, heads: tuple[int, ...]) -> float:
-        parts = [self.fitter.part(mix, t.func) for t in mix.terms]
-        total = sum(t.weight for t in mix.terms) or 1.0
-        return self.fitter.score(parts, [t.weight / total for t in mix.terms], [t.power for t in mix.terms], heads)
-
     def _check_terms(self, mix: mixing.Mix) -> None:
         if len(mixing.combined(mix.terms)) > self.settings.max_terms:
             raise NotApplicable(f"the child would mix more than {self.settings.max_terms} parts")
@@ -332,10 +202,3 @@ def _without_stale_docstrings(tree, parents: list[str]) -> str:
     if changed:
         tree.body = ast_edits.docstring_free(tree.body)
     return ast_edits.unparse(tree)
-
-
-def _heads(request: base.Request) -> tuple[int, ...]:
-    """Returns the request's target heads, or the first parent's best head when none is given."""
-    if request.heads:
-        return tuple(int(k) for k in request.heads)
-    return (int(np.argmax(request.parents[0].iou)),)

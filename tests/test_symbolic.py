@@ -8,7 +8,7 @@ import pytest
 
 from evo import attention_set, fitness, program, sandbox
 from evo.errors import UserError
-from operators import ast_edits, base, mixing, mutations, registry, symbolic
+from operators import ast_edits, base, mixing, mutations, registry, rendering, symbolic
 
 SEEDS = sorted(pathlib.Path(__file__).resolve().parents[1].glob("seeds/*.py"))
 TOKENS = [["<bos>", "The", " cat", " sat", ".", " A", " dog", ",", " a", " cat", "."],
@@ -129,7 +129,7 @@ def test_edit_without_a_site_is_not_applicable():
 def test_every_mutation_on_every_seed_meets_the_contract(edit):
     op = symbolic.SymbolicOperator(_only(edit))
     sources = [p.read_text() for p in SEEDS]
-    sources += [mixing.render(mixing.merge(mixing.read(a, True), mixing.read(b, True), 0.4), True)
+    sources += [rendering.render(mixing.merge(mixing.read(a, True), mixing.read(b, True), 0.4), True)
                 for a, b in zip(sources[:5], sources[5:10])]
     requests = [base.Request("mutate", (_parent(s, str(i)),), (0,), i) for i, s in enumerate(sources)]
     children = op.vary(requests)
@@ -154,9 +154,9 @@ def test_mix_crossover_is_the_weighted_mix_of_normalised_parents():
 
 def test_mixing_mixes_stays_flat_and_shares_identical_helpers():
     a, b = mixing.read(LOOP, True), mixing.read(PREDICATE, True)
-    twice = mixing.read(mixing.render(mixing.merge(a, b, 0.5), True), True)
+    twice = mixing.read(rendering.render(mixing.merge(a, b, 0.5), True), True)
     again = mixing.merge(twice, mixing.read(LOOP, True), 0.5)
-    source = mixing.render(again, True)
+    source = rendering.render(again, True)
     assert source.count("\ndef _") == 3  # two helpers and _rows: LOOP's body appears once, under one name
     assert sorted(t.weight for t in mixing.read(source, True).terms) == [0.25, 0.75]
     _assert_contract(source)
@@ -166,7 +166,7 @@ def test_merge_renames_a_clashing_helper():
     helper = "def _h(t):\n    return {}\n\n\n"
     one = mixing.read(helper.format(1.0) + "def attention(tokens):\n    return _h(len(tokens))\n", True)
     two = mixing.read(helper.format(2.0) + "def attention(tokens):\n    return _h(len(tokens))\n", True)
-    source = mixing.render(mixing.merge(one, two, 0.5), True)
+    source = rendering.render(mixing.merge(one, two, 0.5), True)
     assert "def _h(t):" in source and "def _h_2(t):" in source and "_h_2(len(tokens))" in source
 
 

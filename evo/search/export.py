@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import csv
 import dataclasses
-import json
 import pathlib
 
 import numpy as np

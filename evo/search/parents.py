@@ -3,7 +3,6 @@ selection, crossover partners from its island (sometimes another), favouring nov
 
 from __future__ import annotations
 
-import numpy as np
 
 from evo.search import selection
 from operators import base

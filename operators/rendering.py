@@ -1,0 +1,63 @@
+"""Writing a mix back as readable program source: its helpers, `_rows`, and one weighted sum."""
+
+import ast
+
+from operators import ast_edits
+from operators.ast_edits import NotApplicable
+from operators.mixing import ROWS, Mix, Term, combined, rows_def
+
+
+def render(mix: Mix, causal: bool, digits: int | None = 3) -> str:
+    """Returns the mix as readable program source (weights rounded to `digits`; None: as they are)."""
+    terms = combined(mix.terms, digits)
+    if not terms:
+        raise NotApplicable("every weight rounds to zero")
+    defs = [ast_edits.clone(s) for s in mix.defs]
+    att = _entry_for(terms, defs, digits)
+    if att is None:
+        helper = next(s for s in defs if ast_edits.defined_name(s) == terms[0].func)
+        ast_edits.rename(defs, {helper.name: ast_edits.ENTRY})
+        defs.remove(helper)
+        att = helper
+    if ROWS in ast_edits.loaded_names(att) and not any(ast_edits.defined_name(s) == ROWS for s in defs):
+        defs.append(rows_def(causal))
+    defs = ast_edits.prune(defs, ast_edits.loaded_names(att))
+    used = set().union(*(ast_edits.loaded_names(s) for s in defs + [att]))
+    imports = {k: v for k, v in mix.imports.items() if k in used}
+    if "np" in used:
+        if imports.get("np", ("numpy", None)) != ("numpy", None):
+            raise NotApplicable("`np` is bound to something other than numpy")
+        imports["np"] = ("numpy", None)
+    tree = ast.Module(body=ast_edits.import_stmts(imports) + defs + [att], type_ignores=[])
+    return wrapped_sum(ast_edits.unparse(tree))
+
+
+def wrapped_sum(source: str, width: int = 100) -> str:
+    """Returns the source with a long `return a + b + ...` line split, one term per line."""
+    out = []
+    for line in source.splitlines():
+        if len(line) > width and line.startswith("    return ") and " + " in line:
+            parts = line[len("    return "):].split(" + ")
+            line = "    return (" + parts[0] + "".join(f"\n            + {p}" for p in parts[1:]) + ")"
+        out.append(line)
+    text = "\n".join(out) + "\n"
+    return text if ast.dump(ast.parse(text)) == ast.dump(ast.parse(source)) else source
+
+
+def _entry_for(terms: list[Term], defs: list[ast.stmt], digits: int | None) -> ast.FunctionDef | None:
+    """Returns the `attention` def for the terms; None when the only helper can become it."""
+    if len(terms) == 1 and terms[0].power == 1.0:
+        refs = [s for s in defs if terms[0].func in ast_edits.loaded_names(s)]
+        helper = next(s for s in defs if ast_edits.defined_name(s) == terms[0].func)
+        if not refs and isinstance(helper, ast.FunctionDef):
+            return None
+    exprs = []
+    for t in terms:
+        call = f"{t.func}(tokens)" + (f" ** {_num(t.power)}" if t.power != 1.0 else "")
+        exprs.append(call if len(terms) == 1 else f"{_num(t.weight, digits)} * {ROWS}({call})")
+    text = f"def {ast_edits.ENTRY}(tokens):\n    return " + " + ".join(exprs) + "\n"
+    return ast.parse(text).body[0]
+
+
+def _num(x: float, digits: int | None = 3) -> str:
+    return repr(float(x if digits is None else round(x, digits)))
