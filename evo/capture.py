@@ -9,7 +9,6 @@ the mask hides it. Either way a sentence's top-left n x n block equals its unpad
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import json
 import pathlib
@@ -20,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from evo import attention_set, paths
+from evo import attention_set, files, paths
 from evo.errors import UserError
 
 DEFAULT_MAX_TOKENS = 64
@@ -53,7 +52,7 @@ def truncation_warning(truncated: list[int], total: int, max_tokens: int) -> str
     """Returns the one-line warning for sentences cut to max_tokens."""
     shown = ", ".join(str(i + 1) for i in truncated[:_LISTED])
     more = f" and {len(truncated) - _LISTED} more" if len(truncated) > _LISTED else ""
-    return (f"{len(truncated)} of {total} sentences are longer than --max-tokens {max_tokens} and were "
+    return (f"{len(truncated)} of {total} sentences are longer than --sentence-tokens {max_tokens} and were "
             f"truncated to {max_tokens} tokens (sentence {shown}{more})")
 
 
@@ -133,13 +132,13 @@ def _check_settings(loaded, corpus, max_tokens: int, batch_size: int) -> None:
     _check_numbers(max_tokens, batch_size)
     limit = getattr(loaded.model.config.get_text_config(), "max_position_embeddings", None)
     if limit and max_tokens > limit:
-        raise UserError(f"--max-tokens {max_tokens} exceeds the model's {limit} positions")
+        raise UserError(f"--sentence-tokens {max_tokens} exceeds the model's {limit} positions")
 
 
 def _check_numbers(max_tokens: int, batch_size: int) -> None:
-    """Raises UserError for a non-positive --max-tokens or --batch-size."""
+    """Raises UserError for a non-positive --sentence-tokens or --batch-size."""
     if max_tokens < 1:
-        raise UserError(f"--max-tokens must be at least 1, got {max_tokens}")
+        raise UserError(f"--sentence-tokens must be at least 1, got {max_tokens}")
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
 
@@ -147,7 +146,7 @@ def _check_numbers(max_tokens: int, batch_size: int) -> None:
 def settings_key(model: str, corpus, max_tokens: int, dtype: str | None) -> str:
     """Returns the cache key of a capture: model identity, corpus fingerprint and settings."""
     payload = {"schema": attention_set.SCHEMA_VERSION, "model": _model_identity(model),
-               "corpus": corpus.fingerprint, "source": corpus.source, "max_tokens": max_tokens,
+               "corpus": corpus.fingerprint, "max_tokens": max_tokens,  # the content, not how its path is spelled
                "dtype": dtype or "float32"}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -200,8 +199,7 @@ def ensure_status(model: str = "gemma-3-270m", corpus_path: str | None = None, s
     if force and out.exists() and not (out / attention_set.META_FILE).is_file() and any(out.iterdir()):
         raise UserError(f"{out} exists and is not an attention set; choose another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / f".{out.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process capturing the same set: wait, then reuse it
+    with files.locked(out.parent / f".{out.name}.lock"):  # another process capturing the same set: wait, reuse it
         existing = None if force else stored(out, key)
         if existing is not None:
             return existing, True

@@ -12,13 +12,22 @@ from evo.errors import UserError
 _COMMAND_MODULES = ("capture", "score", "search", "replace", "explain", "report")
 
 
+class _Parser(argparse.ArgumentParser):
+    """A subcommand's parser: --help shows every default."""
+
+    def __init__(self, *args, **kwargs):
+        from evo.commands import flags
+        kwargs.setdefault("formatter_class", flags.HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Returns the parser with every available subcommand registered."""
     parser = argparse.ArgumentParser(
         prog="evo",
         description="headcode: explain attention heads as short Python programs.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in _COMMAND_MODULES:
         try:
             module = importlib.import_module(f"evo.commands.{name}")

@@ -7,6 +7,7 @@ write (disk full) removes the temporary file and says whether the previous file 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import pathlib
@@ -75,3 +76,15 @@ def read_json(path: pathlib.Path, what: str) -> dict:
     if not isinstance(data, dict):
         raise UserError(f"{what} {path} is corrupt (expected a JSON object)")
     return data
+
+
+@contextlib.contextmanager
+def locked(path: pathlib.Path):
+    """Holds an exclusive lock on `path` for the block (other processes wait); removes the lock file after."""
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
-import fcntl
 import hashlib
 import os
 import pathlib
@@ -18,7 +17,7 @@ import socket
 import tempfile
 from typing import Callable
 
-from evo import paths
+from evo import files, paths
 from evo.errors import UserError
 
 DEFAULT_MODEL = "gemma-3-270m"
@@ -113,14 +112,29 @@ def _resolve(name: str) -> pathlib.Path:
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
             raise UserError(f"GGUF file {name} not found")
+        _check_gguf(path)
         return converted_gguf(path, _cache_name(path))
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise UserError(f"{name} is a directory without config.json; expected a saved Hugging Face model")
         return path
+    if path.is_file():
+        raise UserError(f"{name} is a file but not a model: give a preset ({', '.join(PRESETS)}), a model "
+                        "directory (config.json + weights), a .gguf file or a Hugging Face id")
     if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name:
         raise UserError(f"model path {name} not found (or not a directory / .gguf file)")
     return _from_hub(name)
+
+
+def _check_gguf(path: pathlib.Path) -> None:
+    """Raises a one-line error unless the file starts with the GGUF magic bytes."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror or err}") from None
+    if magic != b"GGUF":
+        raise UserError(f"{path} is not a GGUF file (it does not start with the GGUF magic bytes)")
 
 
 def _import_package(module_name: str, preset: str):
@@ -170,13 +184,16 @@ def converted_gguf(gguf: pathlib.Path | Callable[[], pathlib.Path], cache_name: 
     if _complete(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{cache_name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process converting the same model: wait for it
+    with files.locked(target.parent / f".{cache_name}.lock"):  # another process converting it: wait for it
         if not _complete(target):
             for stale in target.parent.glob(f".{cache_name}.*"):
                 if stale.is_dir():  # left by a conversion that was killed; we hold the lock
                     shutil.rmtree(stale)
-            _convert(gguf() if callable(gguf) else gguf, target)
+            source = gguf() if callable(gguf) else gguf
+            try:
+                _convert(source, target)
+            except (ValueError, KeyError, IndexError, OSError) as err:  # a GGUF transformers cannot read
+                raise UserError(f"cannot convert {source}: {type(err).__name__}: {err}") from None
     return target
 
 

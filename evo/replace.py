@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from evo import perplexity
+from evo import files, perplexity
 from evo import run as run_dir
 from evo.errors import UserError
 
@@ -235,7 +235,7 @@ def _entry(step: Step) -> dict:
 
 def write_json(report: dict, path: str | pathlib.Path) -> None:
     """Writes the report as indented JSON."""
-    pathlib.Path(path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    files.write_text(pathlib.Path(path), json.dumps(report, indent=2) + "\n")
 
 
 def plot(report: dict, path: str | pathlib.Path) -> None:
@@ -258,5 +258,6 @@ def plot(report: dict, path: str | pathlib.Path) -> None:
     ax.set_title(f"{report['model']}: {len(report['replaced'])} of {report['heads_total']} heads replaced")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with files.atomic(pathlib.Path(path), "wb") as f:
+        fig.savefig(f, dpi=120, format=pathlib.Path(path).suffix.lstrip(".") or "png")
     pyplot.close(fig)

@@ -47,8 +47,21 @@ def api_key(base_url: str | None) -> str | None:
     return None
 
 
+def _refused(err: Exception) -> bool:
+    """Returns whether the error is a refused connection: nothing listens there, so waiting will not help."""
+    seen, cause = set(), err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ConnectionRefusedError) or "Connection refused" in str(cause):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def _retryable(err: Exception) -> bool:
-    """Returns whether an API error is worth another attempt."""
+    """Returns whether an API error is worth another attempt (a refused connection is not)."""
+    if isinstance(err, openai.APIConnectionError) and not isinstance(err, openai.APITimeoutError) and _refused(err):
+        return False
     if isinstance(err, (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError)):
         return True
     return isinstance(err, openai.APIStatusError) and (err.status_code >= 500 or err.status_code == 408)
@@ -83,6 +96,21 @@ class ChatClient:
         self._sleep = sleep
         self._client = openai.OpenAI(base_url=config.base_url, api_key=key,
                                      timeout=config.timeout, max_retries=0)
+
+    def check(self) -> str | None:
+        """Returns why the endpoint cannot serve this run (nothing listening, key refused), or None.
+
+        One quick request (list the models); an endpoint without that route still counts as up.
+        """
+        try:
+            self._client.with_options(timeout=min(10.0, self.config.timeout), max_retries=0).models.list()
+        except openai.AuthenticationError:
+            return f"the endpoint {self._client.base_url} refused the API key (HTTP 401)"
+        except openai.APIStatusError:
+            return None  # it answered: the route may just not exist on a local server
+        except openai.APIConnectionError as err:
+            return f"cannot reach the LLM endpoint {self._client.base_url}: {_describe(err)}"
+        return None
 
     def chat(self, messages: list[dict], temperature: float, seed: int) -> Reply:
         """Returns the reply to `messages`, after up to `retries` more attempts on transient errors."""

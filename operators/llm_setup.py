@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pathlib
-import sys
 
+from evo.errors import UserError
 from operators import base, interleave, llm, llm_client
 
 # settings key -> (flag, type, default, help)
@@ -18,7 +18,7 @@ FLAGS = {
     "llm_timeout": ("--llm-timeout", float, 120.0, "seconds per LLM request before it is retried"),
     "llm_retries": ("--llm-retries", int, 4, "retries per call on timeouts, 429 and 5xx (with backoff)"),
     "max_cost": ("--max-cost", float, None, "stop the search once the LLM calls cost this many USD"),
-    "max_tokens": ("--max-tokens", int, None, "stop the search once the LLM calls used this many tokens"),
+    "max_tokens": ("--max-llm-tokens", int, None, "stop the search once the LLM calls used this many tokens"),
     "llm_price_in": ("--llm-price-in", float, None, "USD per 1M prompt tokens (default: built-in table)"),
     "llm_price_out": ("--llm-price-out", float, None, "USD per 1M completion tokens (default: built-in table)"),
     "llm_temperature": ("--llm-temperature", float, 0.8, "sampling temperature"),
@@ -35,6 +35,8 @@ def add_arguments(parser) -> None:
     for key, (flag, kind, default, text) in FLAGS.items():
         shown = f" (default: {default})" if default is not None and "default" not in text else ""
         group.add_argument(flag, dest=key, type=kind, default=default, help=text + shown)
+    from evo.commands import flags
+    flags.deprecated(group, "--max-tokens", "--max-llm-tokens", "max_tokens", int)  # its name before 0.2
 
 
 def settings_from_args(args) -> dict:
@@ -65,18 +67,20 @@ def llm_settings(settings: dict) -> llm.LLMSettings:
         run_dir=settings.get("run_dir"))
 
 
-def build(settings: dict, aset_path, offline: base.Operator, say=None) -> base.Operator:
+def build(settings: dict, aset_path, offline: base.Operator, check: bool = True) -> base.Operator:
     """Returns the operator for settings["operators"]: the LLM's, mixed, or `offline` when no LLM is usable."""
     kind = settings.get("operators", "offline")
     if kind == "offline":
         return offline
-    say = say or (lambda text: print(text, file=sys.stderr))
     reason = unavailable(settings)
     if reason is not None:
-        say(f"evo search: using the offline operators instead of --operators {kind}: {reason}")
-        return offline
+        raise UserError(f"--operators {kind} needs an LLM: {reason} (or use --operators offline)")
     key = llm_client.api_key(settings.get("llm_base_url"))
     operator = llm.LLMOperator(llm_settings(settings), aset_path, key, fallback=offline)
+    if check:
+        problem = operator.client.check()
+        if problem is not None:
+            raise UserError(f"{problem}; nothing was run (start the server, or use --operators offline)")
     if kind == "mixed":
         return interleave.Interleaved(operator, offline, settings.get("llm_ratio", FLAGS["llm_ratio"][2]))
     return operator

@@ -87,7 +87,7 @@ def test_out_dir_that_is_not_a_set_is_refused(tiny_gpt2_dir, corpus_file, tmp_pa
 def test_truncation_warning_is_printed_and_kept(tiny_gpt2_dir, corpus_file, capsys, cache):
     argv = ["capture", "--model", str(tiny_gpt2_dir), "--corpus", str(corpus_file), "--max-tokens", "6"]
     assert cli.main(argv) == 0
-    assert "longer than --max-tokens 6 and were truncated" in capsys.readouterr().err
+    assert "longer than --sentence-tokens 6 and were truncated" in capsys.readouterr().err
     assert cli.main(argv) == 0
     assert "were truncated" in capsys.readouterr().err  # the reused set still says so
 
@@ -96,7 +96,7 @@ def test_truncation_warning_is_printed_and_kept(tiny_gpt2_dir, corpus_file, caps
     (["--model", "no-such-model-preset"], "unknown model 'no-such-model-preset'"),
     (["--corpus", "MISSING"], "MISSING"),
     (["--corpus", "EMPTY"], "EMPTY"),
-    (["--max-tokens", "0"], "--max-tokens must be at least 1"),
+    (["--sentence-tokens", "0"], "--sentence-tokens must be at least 1"),
     (["--batch-size", "0"], "--batch-size must be at least 1"),
 ])
 def test_input_mistakes_are_one_line_errors(extra, message, tiny_gpt2_dir, corpus_file, tmp_path, capsys,

@@ -90,7 +90,7 @@ def test_meta_records_tokens_ids_and_settings(tiny_bert_dir, tiny_corpus, tmp_pa
 
 def test_long_sentences_are_truncated_with_a_warning(tiny_bert_dir, tiny_corpus, tmp_path):
     loaded = models.load(str(tiny_bert_dir))
-    with pytest.warns(UserWarning, match=r"longer than --max-tokens 8 and were truncated"):
+    with pytest.warns(UserWarning, match=r"longer than --sentence-tokens 8 and were truncated"):
         aset = capture.capture(loaded, tiny_corpus, tmp_path / "set", max_tokens=8)
     assert max(len(t) for t in aset.tokens) == 8
     assert all(t[-1] == "[SEP]" for t in aset.tokens)  # the tokenizer's own truncation keeps the specials

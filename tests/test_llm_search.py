@@ -83,12 +83,25 @@ def test_failing_endpoint_falls_back_offline_and_search_finishes(tmp_path, tiny_
     assert "symbolic" in families and "llm" not in families
 
 
-def test_no_key_and_no_endpoint_says_offline_and_why(tmp_path, tiny_attention_set, seeds_dir, monkeypatch, capsys):
+def test_no_key_and_no_endpoint_is_a_one_line_error_and_nothing_runs(tmp_path, tiny_attention_set, seeds_dir,
+                                                                      monkeypatch, capsys):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     code = cli.main(["search", "--attention-set", str(tiny_attention_set.path), "--seeds-dir", str(seeds_dir),
                      "--run-dir", str(tmp_path / "run"), "--workers", "1", "--max-programs", "6",
                      "--operators", "llm"])
-    assert code == 0
-    err = capsys.readouterr().err
-    assert "using the offline operators instead of --operators llm: no OPENAI_API_KEY" in err
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "--operators llm needs an LLM: no OPENAI_API_KEY" in err
+    assert not (tmp_path / "run" / "checkpoint.json").exists()
+
+
+def test_a_dead_endpoint_is_a_one_line_error_at_once(tmp_path, tiny_attention_set, seeds_dir, capsys):
+    import time
+    start = time.monotonic()
+    code = cli.main(["search", "--attention-set", str(tiny_attention_set.path), "--seeds-dir", str(seeds_dir),
+                     "--run-dir", str(tmp_path / "run"), "--workers", "1", "--max-programs", "6",
+                     "--operators", "llm", "--llm-base-url", "http://127.0.0.1:9/v1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "cannot reach the LLM endpoint" in err
+    assert time.monotonic() - start < 30

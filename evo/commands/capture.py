@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from evo.commands import flags
+
 import argparse
 import sys
 import time
@@ -23,7 +25,7 @@ def register(subparsers) -> None:
                         help=".txt (one sentence per line) or .jsonl ({\"text\": ...}); default: built-in corpus")
     parser.add_argument("--split", default="search", choices=corpus.SPLITS,
                         help="split of the built-in corpus (default: %(default)s)")
-    parser.add_argument("--max-tokens", type=int, default=64,
+    parser.add_argument("--sentence-tokens", dest="max_tokens", type=int, default=64,
                         help="tokens per sentence, specials included; longer ones are truncated (default: 64)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"),
@@ -32,6 +34,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", metavar="DIR", default=None,
                         help="where to write the set (default: the headcode cache, keyed by the settings)")
     parser.add_argument("--force", action="store_true", help="capture again even if a stored set matches")
+    flags.deprecated(parser, "--max-tokens", "--sentence-tokens", "max_tokens", int)
     parser.set_defaults(func=run)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from evo.commands import flags
+
 import argparse
 import sys
 
@@ -28,7 +30,7 @@ def register(subparsers) -> None:
                    help="built-in corpus split (default: perplexity)")
     p.add_argument("--threshold", type=float, default=0.5,
                    help="skip a head whose marginal cost exceeds this (0.5 = +50%% perplexity; default: 0.5)")
-    p.add_argument("--max-tokens", type=int, default=128,
+    p.add_argument("--sentence-tokens", dest="max_tokens", type=int, default=128,
                    help="tokens per sentence, specials included; longer ones are truncated (default: 128)")
     p.add_argument("--sentences", type=int, default=None, help="measure on the first N sentences only")
     p.add_argument("--batch-size", type=int, default=8, help="sentences per forward pass (default: 8)")
@@ -38,6 +40,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for the random-heads baseline (default: 0)")
     p.add_argument("--json", metavar="OUT", default=None, help="write the report as JSON")
     p.add_argument("--plot", metavar="OUT.png", default=None, help="draw the measure against the fraction replaced")
+    flags.deprecated(p, "--max-tokens", "--sentence-tokens", "max_tokens", int)
     p.set_defaults(func=run)
 
 
@@ -47,8 +50,13 @@ def run(args: argparse.Namespace) -> int:
     from evo.errors import UserError
 
     _check(args)
-    heads = replace.parse_heads(args.heads) if args.heads else None
+    heads = replace.parse_heads(args.heads) if args.heads is not None else None
     best = replace.load_best(args.source)
+    if heads:
+        known = {(c.layer, c.head) for c in best.candidates}
+        missing = [f"{layer}.{head}" for layer, head in heads if (layer, head) not in known]
+        if missing:
+            raise UserError(f"no program for head(s) {', '.join(missing)} in {best.origin}")
     split = args.split or ("search" if args.corpus else "perplexity")
     text = corpus.load(args.corpus, split)
     for note in text.warnings:
@@ -77,8 +85,12 @@ def _check(args: argparse.Namespace) -> None:
     """Raises UserError for contradictory or out-of-range flags."""
     from evo.errors import UserError
 
+    if args.heads is not None and not args.heads.strip(" ,"):
+        raise UserError("--heads is empty; give heads as L.H,L.H (e.g. 5.1,11.2) or leave it out")
     if args.heads and args.fraction is not None:
         raise UserError("give --heads or --fraction, not both")
+    for flag in ("json", "plot"):
+        _writable(getattr(args, flag), f"--{flag}")
     if args.fraction is not None and not 0 < args.fraction <= 1:
         raise UserError(f"--fraction must be in (0, 1], got {args.fraction}")
     if args.threshold < 0:
@@ -87,6 +99,23 @@ def _check(args: argparse.Namespace) -> None:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise UserError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
+
+
+def _writable(path, flag: str) -> None:
+    """Raises UserError now, before any computing, when an output file cannot be written there."""
+    import os
+    import pathlib
+
+    from evo.errors import UserError
+    if path is None:
+        return
+    out = pathlib.Path(path)
+    if out.is_dir():
+        raise UserError(f"{flag} {out} is a directory; give a file name")
+    if not out.parent.is_dir():
+        raise UserError(f"{flag} {out}: the folder {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK):
+        raise UserError(f"{flag} {out}: the folder {out.parent} is not writable")
 
 
 def _log(line: str) -> None:

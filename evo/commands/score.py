@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from evo.commands import flags
+
 import os
 
 from evo import models
@@ -17,7 +19,7 @@ def register(sub) -> None:
     p.add_argument("--model", default=models.DEFAULT_MODEL, help="preset, hub id or local path")
     p.add_argument("--corpus", default=None, help=".txt or .jsonl corpus (default: built-in)")
     p.add_argument("--split", default="search", help="built-in corpus split (default: search)")
-    p.add_argument("--max-tokens", type=int, default=64, help="tokens per sentence at most")
+    p.add_argument("--sentence-tokens", dest="max_tokens", type=int, default=64, help="tokens per sentence at most")
     p.add_argument("--attention-set", default=None,
                    help="score against this stored attention set instead of capturing one")
     p.add_argument("--device", default="cpu", help="device for capturing (e.g. cuda)")
@@ -27,6 +29,7 @@ def register(sub) -> None:
                    help="joblib backend; dask needs a running dask.distributed cluster")
     p.add_argument("--time-limit", type=float, default=2.0, help="seconds per program per sentence")
     p.add_argument("--json", default=None, metavar="OUT", help="also write the report as JSON")
+    flags.deprecated(p, "--max-tokens", "--sentence-tokens", "max_tokens", int)
     p.set_defaults(func=run)
 
 

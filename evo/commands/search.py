@@ -12,6 +12,7 @@ import signal
 import sys
 
 from evo import models, run
+from evo.commands import flags
 from evo.errors import UserError
 
 DEFAULT_SEEDS = pathlib.Path(__file__).resolve().parents[2] / "seeds"
@@ -32,12 +33,15 @@ def register(sub) -> None:
     p.add_argument("--run-dir", default=None, help="default: runs/<model>-<timestamp>")
     _budget_flags(p, max_programs=500)
     p.add_argument("--workers", type=int, default=2, help="parallel evaluation processes")
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seed", type=int, default=7, help="seed of every random choice: same seed, same run")
     p.add_argument("--seeds-dir", default=None, help="starting programs (default: seeds/)")
     p.add_argument("--from-export", default=None, help="also start from a previous export's programs")
-    p.add_argument("--operators", default="offline", choices=("offline", "llm", "mixed"))
-    p.add_argument("--batch-size", type=int, default=None, help="requests per generation")
-    p.add_argument("--population", type=int, default=None, help="NSGA-II selection size per head")
+    p.add_argument("--operators", default="offline", choices=("offline", "llm", "mixed"),
+                   help="who varies programs: offline symbolic edits, an LLM, or both")
+    p.add_argument("--requests-per-generation", dest="batch_size", type=int, default=None,
+                   help="children asked for per generation (default: 24)")
+    flags.deprecated(p, "--batch-size", "--requests-per-generation", "batch_size", int)
+    p.add_argument("--population", type=int, default=None, help="NSGA-II selection size per head (default: 8)")
     p.add_argument("--time-limit", type=float, default=2.0, help="seconds per program per sentence")
     p.add_argument("--downstream-sentences", type=int, default=0,
                    help="add the perplexity cost of replacing a head as a third objective, measured on "
@@ -57,7 +61,7 @@ def register(sub) -> None:
                        description="Write every program on a head's front, front.json and "
                                    "best_per_head.csv.")
     e.add_argument("run", help="the run directory")
-    e.add_argument("--out", required=True, help="output directory")
+    e.add_argument("--out", required=True, help="output directory (created; an earlier export there is replaced)")
     e.set_defaults(func=run_export)
 
 
@@ -92,6 +96,8 @@ def run_search(args) -> int:
     run_dir = pathlib.Path(args.run_dir or f"runs/{_slug(args.model)}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
     if args.attention_set and args.model != DEFAULT_MODEL:
         raise UserError("give --model or --attention-set, not both: the set fixes the model")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--run-dir {run_dir} exists and is not a directory; choose another --run-dir")
     if (run_dir / run.CHECKPOINT).exists():
         raise UserError(f"{run_dir} already holds a run; continue it with `evo resume {run_dir}` "
                         "or choose another --run-dir")
@@ -160,7 +166,8 @@ def _drive(run_dir, config, budget, workers, programs=None, state=None) -> int:
                                downstream=downstream, reporter=reporter)
         if state is None:
             reporter.message(f"evo search: run {run_dir}, {len(programs)} starting programs, "
-                             f"{len(aset.heads)} heads, {len(aset)} sentences, operators {operator.name}")
+                             f"{len(aset.heads)} heads, {len(aset)} sentences, operators "
+                             f"{config.operators.get('operators', 'offline')}")
             engine.seed(programs)
         else:
             _restore(engine, state, run_dir)
@@ -172,9 +179,14 @@ def _drive(run_dir, config, budget, workers, programs=None, state=None) -> int:
               file=sys.stderr)
         return EXIT_INTERRUPTED
     snap = engine.snapshot()
+    made: dict[str, int] = {}
+    for r in engine.archive.records:
+        family = r.operator.split(".")[0]
+        made[family] = made.get(family, 0) + 1
     print(f"evo search: {reason}. {snap.evaluated} programs, mean best-fit IoU {snap.mean_best:.4f}, "
-          f"{snap.heads_above}/{snap.n_heads} heads >= 0.8. Export with:\n  evo export {run_dir} "
-          f"--out {run_dir}/exports/latest")
+          f"{snap.heads_above}/{snap.n_heads} heads >= 0.8.\n  programs by who made them: "
+          + ", ".join(f"{k} {v}" for k, v in sorted(made.items(), key=lambda kv: -kv[1]))
+          + f"\nExport with:\n  evo export {run_dir} --out {run_dir}/exports/latest")
     return 0
 
 
@@ -187,8 +199,8 @@ def _signals():
         hits.append(signum)
         if len(hits) > 1:
             raise KeyboardInterrupt
-        print(f"\nevo search: {signal.Signals(signum).name}: stopping after the batch in flight "
-              "(again to abort now; the last checkpoint stays)", file=sys.stderr)
+        print(f"\nevo search: {signal.Signals(signum).name}: stopping; the generation in flight is dropped and "
+              "the last checkpoint stays (again to abort at once)", file=sys.stderr)
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

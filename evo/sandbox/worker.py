@@ -212,6 +212,9 @@ def serve(fd_in: int, fd_out: int) -> None:
 
 def main() -> None:
     """Runs the fork server on stdin/stdout (protocol only; prints go to stderr)."""
+    # Ctrl-C reaches the whole process group: the caller decides what stops; this server ends
+    # when its stdin closes, so it never prints a KeyboardInterrupt of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     fd_in, fd_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)

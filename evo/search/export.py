@@ -79,7 +79,10 @@ def collect(run_dir: pathlib.Path) -> Fronts:
     """Returns the fronts stored in a run's checkpoint."""
     run_dir = pathlib.Path(run_dir)
     config, state = run.load_config(run_dir), checkpoint.load(run_dir)
-    arch = archive_mod.Archive.from_state(state["archive"])
+    try:
+        arch = archive_mod.Archive.from_state(state["archive"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f"checkpoint in {run_dir} is corrupt (archive: {type(err).__name__}: {err})") from None
     info = config.attention_set
     n_layers, n_heads = int(info["n_layers"]), int(info["n_heads"])
     if len(state["fronts"]) != n_layers * n_heads:

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from evo.errors import UserError
 from evo.search import archive as archive_mod
 
 
@@ -50,12 +51,14 @@ def truncate(path: pathlib.Path, size: int) -> None:
     """Cuts the log back to `size` bytes: drops lines written after the last checkpoint."""
     if not path.exists():
         if size:
-            raise FileNotFoundError(f"{path} is missing but the checkpoint expects {size} bytes of it")
+            raise UserError(f"{path} is missing but the checkpoint expects {size} bytes of it; "
+                            "restore it from a backup to resume")
         path.touch()
         return
     actual = path.stat().st_size
     if actual < size:
-        raise ValueError(f"{path} has {actual} bytes but the checkpoint expects at least {size}")
+        raise UserError(f"{path} has {actual} bytes but the checkpoint expects at least {size}; "
+                        "the log was cut or replaced, so the run cannot resume exactly")
     if actual > size:
         with open(path, "r+b") as f:
             f.truncate(size)

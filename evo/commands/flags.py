@@ -1,0 +1,33 @@
+"""What every subcommand's flags share: help that shows each default, and old spellings kept working."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every flag's default, unless its help already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return super()._get_help_string(action)
+
+
+class Deprecated(argparse.Action):
+    """An old spelling of a flag: sets the new flag's value and says once that it was renamed."""
+
+    def __init__(self, option_strings, dest, new: str, **kwargs):
+        self.new = new
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"evo: {option_string} is deprecated here; use {self.new} (same meaning)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def deprecated(parser, old: str, new: str, dest: str, kind=str) -> None:
+    """Adds `old` as a hidden, deprecated spelling of the flag `new` (stored in `dest`)."""
+    parser.add_argument(old, dest=dest, type=kind, action=Deprecated, new=new, default=argparse.SUPPRESS)
