@@ -190,8 +190,7 @@ SYNTHETIC_TOKENS = (
 )
 
 
-@pytest.fixture
-def tiny_attention_set(tmp_path):
+def make_tiny_attention_set(folder: pathlib.Path):
     """Returns an AttentionSet (causal, 2 layers x 2 heads, 3 sentences) with known heads.
 
     Head k=0 (layer 0, head 0) attends to the previous token (row 0 to itself), k=1 to the
@@ -205,15 +204,25 @@ def tiny_attention_set(tmp_path):
             "tokens": [list(t) for t in SYNTHETIC_TOKENS],
             "sentences": ["".join(t[1:]) for t in SYNTHETIC_TOKENS]}
     matrices = [_synthetic_heads(len(t)) for t in SYNTHETIC_TOKENS]
-    return attention_set.write(tmp_path / "synthetic-set", meta, matrices)
+    return attention_set.write(folder / "synthetic-set", meta, matrices)
+
+
+@pytest.fixture
+def tiny_attention_set(tmp_path):
+    """Returns the tiny synthetic attention set (see make_tiny_attention_set)."""
+    return make_tiny_attention_set(tmp_path)
+
+
+def make_cli_run(aset_path, run_dir: pathlib.Path) -> pathlib.Path:
+    """Returns a finished 40-program search on the attention set, exported to run/out."""
+    from evo.cli import main
+    assert main(["search", "--attention-set", str(aset_path), "--run-dir", str(run_dir),
+                 "--max-programs", "40", "--workers", "1", "--seed", "5"]) == 0
+    assert main(["export", str(run_dir), "--out", str(run_dir / "out")]) == 0
+    return run_dir
 
 
 @pytest.fixture
 def cli_run(tiny_attention_set, tmp_path):
     """Returns a finished 40-program search on the tiny attention set, exported to run/out."""
-    from evo.cli import main as _cli_main
-    run_dir = tmp_path / "r"
-    assert _cli_main(["search", "--attention-set", str(tiny_attention_set.path), "--run-dir", str(run_dir),
-                     "--max-programs", "40", "--workers", "1", "--seed", "5"]) == 0
-    assert _cli_main(["export", str(run_dir), "--out", str(run_dir / "out")]) == 0
-    return run_dir
+    return make_cli_run(tiny_attention_set.path, tmp_path / "r")
