@@ -53,7 +53,7 @@ def prelude_doc() -> str:
     public = getattr(prelude, "__all__", None) or [n for n in vars(prelude) if not n.startswith("_")]
     for name in public:
         obj = getattr(prelude, name)
-        if not inspect.isfunction(obj) or obj.__module__ != prelude.__name__:
+        if not inspect.isfunction(obj) or not obj.__module__.startswith(prelude.__name__):
             continue
         doc = inspect.getdoc(obj) or ""
         signature = str(inspect.signature(obj)).replace("'", "")

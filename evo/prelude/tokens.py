@@ -1,5 +1,6 @@
 """Helpers that attention programs may call: token predicates, positions, and matrices.
 
+(This is `evo.prelude`'s token half; `evo.prelude.patterns` holds whole attention patterns.)
 Every name in `__all__` is pre-injected into a program's globals by the sandbox, so a
 program can call `is_punct(t)` with no import; `from evo.prelude import is_punct` also
 works (and makes the file runnable outside the sandbox). Everything here is pure: the
@@ -157,3 +158,4 @@ def band(n: int, before: int, after: int = 0) -> np.ndarray:
     """Returns the (n, n) 0/1 matrix with 1 where i - before <= j <= i + after (a local window)."""
     d = np.arange(n)[None, :] - np.arange(n)[:, None]   # (n, n) j - i
     return ((d >= -before) & (d <= after)).astype(np.float64)
+

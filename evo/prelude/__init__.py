@@ -1,0 +1,15 @@
+"""The helper prelude programs may use: token predicates and positions (tokens), whole patterns (patterns).
+
+Every name in `__all__` is pre-injected into a program's globals by the sandbox, so a
+program can call `is_punct(t)` or `sink(tokens)` with no import; `from evo.prelude import
+sink` also works (and makes the file runnable on its own). Everything here is pure.
+docs/prelude.md documents each helper for users and for LLM prompts.
+"""
+
+from evo.prelude import patterns as _patterns
+from evo.prelude import tokens as _tokens
+from evo.prelude.patterns import *  # noqa: F401,F403
+from evo.prelude.tokens import *  # noqa: F401,F403
+
+PATTERNS = _patterns.PATTERNS
+__all__ = list(_tokens.__all__) + [n for n in _patterns.__all__ if n not in _tokens.__all__]
