@@ -21,38 +21,38 @@ def _fading(c: float):
 
 
 _PHRASES = {
-    "_sink": lambda q, causal: "on the first token",
-    "_early_sink": lambda q, causal: "on the first token, from the first 3 tokens only",
-    "_start_sink": lambda q, causal: "on the first token, from the first 6 tokens only",
-    "_opening_sink": lambda q, causal: "on the first token, from the first 12 tokens only",
-    "_late_sink": lambda q, causal: "on the first token, from tokens after the 24th only",
-    "_fading_sink": _fading(0.25),
-    "_slow_fading_sink": _fading(1 / 16),
-    "_decay_sink": lambda q, causal: (f"on the first token, with a share {(1 / 5) ** q:.2g} as large on recent "
+    "sink": lambda q, causal: "on the first token",
+    "early_sink": lambda q, causal: "on the first token, from the first 3 tokens only",
+    "start_sink": lambda q, causal: "on the first token, from the first 6 tokens only",
+    "opening_sink": lambda q, causal: "on the first token, from the first 12 tokens only",
+    "late_sink": lambda q, causal: "on the first token, from tokens after the 24th only",
+    "fading_sink": _fading(0.25),
+    "slow_fading_sink": _fading(1 / 16),
+    "decay_sink": lambda q, causal: (f"on the first token, with a share {(1 / 5) ** q:.2g} as large on recent "
                                       f"tokens, fading by {0.9 ** q:.2f} per step back"),
-    "_previous": lambda q, causal: "on the previous token",
-    "_self": lambda q, causal: "on the token itself",
-    "_uniform": lambda q, causal: "spread evenly over what it can see" if causal else "spread evenly over the sentence",
-    "_two_back": lambda q, causal: "on the token two back",
-    "_three_back": lambda q, causal: "on the token three back",
-    "_decay": lambda q, causal: _decaying(0.5 ** q, causal),
-    "_slow_decay": lambda q, causal: _decaying(0.9 ** q, causal),
-    "_window": lambda q, causal: "evenly on the token itself and the two before it",
-    "_same_token": lambda q, causal: "on earlier copies of the same token (itself included)" if causal
+    "previous_token": lambda q, causal: "on the previous token",
+    "self_token": lambda q, causal: "on the token itself",
+    "uniform": lambda q, causal: "spread evenly over what it can see" if causal else "spread evenly over the sentence",
+    "two_back": lambda q, causal: "on the token two back",
+    "three_back": lambda q, causal: "on the token three back",
+    "decay": lambda q, causal: _decaying(0.5 ** q, causal),
+    "slow_decay": lambda q, causal: _decaying(0.9 ** q, causal),
+    "window": lambda q, causal: "evenly on the token itself and the two before it",
+    "same_token": lambda q, causal: "on earlier copies of the same token (itself included)" if causal
     else "on every copy of the same token",
-    "_previous_copy": lambda q, causal: "on the last earlier copy of the same token",
-    "_induction": lambda q, causal: "on the tokens that followed earlier copies of the previous token (induction)",
-    "_punct": lambda q, causal: _sofar("on the punctuation marks", causal),
-    "_delimiters": lambda q, causal: _sofar("on the delimiters", causal),
-    "_last_delimiter": lambda q, causal: "on the most recent delimiter",
-    "_capitals": lambda q, causal: _sofar("on the capitalised tokens", causal),
-    "_word_starts": lambda q, causal: _sofar("on the word starts", causal),
-    "_word_head": lambda q, causal: "on the first token of its own word",
-    "_same_word": lambda q, causal: "on the tokens of its own word",
-    "_previous_word": lambda q, causal: "on the first token of the previous word",
-    "_digits": lambda q, causal: _sofar("on the digits", causal),
-    "_special": lambda q, causal: _sofar("on the special tokens", causal),
-    "_next": lambda q, causal: "on the next token",
+    "previous_copy": lambda q, causal: "on the last earlier copy of the same token",
+    "induction": lambda q, causal: "on the tokens that followed earlier copies of the previous token (induction)",
+    "punctuation": lambda q, causal: _sofar("on the punctuation marks", causal),
+    "delimiters": lambda q, causal: _sofar("on the delimiters", causal),
+    "last_delimiter": lambda q, causal: "on the most recent delimiter",
+    "capitals": lambda q, causal: _sofar("on the capitalised tokens", causal),
+    "word_openings": lambda q, causal: _sofar("on the word starts", causal),
+    "word_head": lambda q, causal: "on the first token of its own word",
+    "same_word": lambda q, causal: "on the tokens of its own word",
+    "previous_word": lambda q, causal: "on the first token of the previous word",
+    "digits": lambda q, causal: _sofar("on the digits", causal),
+    "special_tokens": lambda q, causal: _sofar("on the special tokens", causal),
+    "next_token": lambda q, causal: "on the next token",
 }
 assert set(_PHRASES) == set(basis.names(causal=False)), "every basis term needs a phrase"
 
@@ -81,10 +81,10 @@ def describe(source: str, causal: bool) -> str:
 
 def phrase(mix: mixing.Mix, term: mixing.Term, causal: bool) -> str:
     """Returns what one term's helper does, in words."""
-    helper = mix.def_named(term.func)
-    name = basis.matching(helper, causal)
+    name = basis.of_term(mix, term.func, causal)
     if name is not None:
         return _PHRASES[name](term.power, causal)
+    helper = mix.def_named(term.func)
     doc = ast.get_docstring(helper) if isinstance(helper, ast.FunctionDef) else None
     text = f"by `{term.func}`: {_sentence(doc, after_colon=True)}" if doc and doc.strip() \
         else f"as computed by `{term.func}`"

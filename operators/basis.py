@@ -1,11 +1,10 @@
-"""A library of readable attention patterns that the fit edits mix, and their matrices.
+"""The basis vocabulary the fit edits mix: the prelude's patterns (evo.prelude.patterns).
 
-Each basis term is the source of one private helper `_name(tokens) -> (n, n)` written
-with numpy and the prelude. The helpers are this module's own trusted code, so the
-fitter computes their matrices here, in-process, by running exactly the source that a
-child program carries (`matrices`); untrusted programs still only run in the sandbox.
-Graded patterns (decays) get their rate from the fitted exponent: `_decay(tokens) ** 2`
-is a decay of 0.25 per step.
+A mix term is `w * causal_rows(sink(tokens) ** p)`; the fitter computes each pattern's
+matrices here, in-process, from the prelude's own trusted code (`matrices`); untrusted
+programs still only run in the sandbox. Graded patterns (decays) get their rate from the
+fitted exponent: `decay(tokens) ** 2` fades by 0.25 per step. Older programs carried the
+same patterns as private helpers (`def _sink(tokens): ...`); `matching` recognises those.
 """
 
 import ast
@@ -81,13 +80,30 @@ _BIDIRECTIONAL = {"_next": ("every token attends to the one after it (the last t
                             "a = np.eye(n, k=1)\n    a[-1, -1] = 1.0\n    return a")}
 
 
+# What each helper of older programs (`def _sink(tokens): ...`) is called in the prelude today.
+LEGACY = {"_sink": "sink", "_early_sink": "early_sink", "_start_sink": "start_sink", "_opening_sink": "opening_sink",
+          "_late_sink": "late_sink", "_fading_sink": "fading_sink", "_slow_fading_sink": "slow_fading_sink",
+          "_decay_sink": "decay_sink", "_previous": "previous_token", "_self": "self_token", "_uniform": "uniform",
+          "_two_back": "two_back", "_three_back": "three_back", "_decay": "decay", "_slow_decay": "slow_decay",
+          "_window": "window", "_same_token": "same_token", "_previous_copy": "previous_copy",
+          "_induction": "induction", "_punct": "punctuation", "_delimiters": "delimiters",
+          "_last_delimiter": "last_delimiter", "_capitals": "capitals", "_word_starts": "word_openings",
+          "_word_head": "word_head", "_same_word": "same_word", "_previous_word": "previous_word",
+          "_digits": "digits", "_special": "special_tokens", "_next": "next_token"}
+
+
 def names(causal: bool) -> tuple[str, ...]:
-    """Returns the basis helpers' names for a causal or bidirectional model."""
+    """Returns the basis vocabulary, the prelude's patterns, for a causal or bidirectional model."""
+    return tuple(p for p in prelude.PATTERNS if not (causal and p == "next_token"))
+
+
+def legacy_names(causal: bool) -> tuple[str, ...]:
+    """Returns the names older programs gave the basis helpers they carried."""
     return tuple(_CAUSAL) + (() if causal else tuple(_BIDIRECTIONAL))
 
 
 def source(name: str, causal: bool) -> str:
-    """Returns the helper's source text."""
+    """Returns an older program's helper source for a basis term (`_sink`), to recognise it."""
     table = dict(_CAUSAL, **({} if causal else _BIDIRECTIONAL))
     if name not in table:
         raise KeyError(f"no basis pattern {name!r}")
@@ -102,43 +118,30 @@ def source(name: str, causal: bool) -> str:
 
 
 def helper_def(name: str, causal: bool) -> ast.FunctionDef:
-    """Returns the helper as a function definition."""
+    """Returns an older program's helper for a basis term, as a function definition."""
     return ast.parse(source(name, causal)).body[0]
-
-
-_DUMPS: dict[tuple[str, bool], str] = {}
-
-
-def known(stmt: ast.stmt, causal: bool) -> str | None:
-    """Returns the basis name when the statement is exactly that basis helper."""
-    if not isinstance(stmt, ast.FunctionDef) or stmt.name not in names(causal):
-        return None
-    key = (stmt.name, causal)
-    if key not in _DUMPS:
-        _DUMPS[key] = ast.dump(helper_def(stmt.name, causal))
-    return stmt.name if ast.dump(stmt) == _DUMPS[key] else None
-
-
-def function(name: str, causal: bool):
-    """Returns the helper as a callable, built from its source with numpy and the prelude in scope."""
-    scope = {"np": np, **{k: getattr(prelude, k) for k in prelude.__all__}}
-    exec(compile(source(name, causal), f"<basis {name}>", "exec"), scope)  # noqa: S102 - our own source
-    return scope[name]
-
-
-def matrices(name: str, sentences: list[list[str]], causal: bool) -> list[np.ndarray]:
-    """Returns the helper's raw float output for each sentence, computed in this process."""
-    f = function(name, causal)
-    return [np.asarray(f(list(tokens)), dtype=np.float64) for tokens in sentences]
 
 
 _ANONYMOUS: dict[bool, dict[str, str]] = {}
 
 
 def matching(stmt: ast.stmt, causal: bool) -> str | None:
-    """Returns the basis name whose helper has the same code as the def, whatever its name and docstring."""
+    """Returns the prelude pattern an older helper def computes (same code, whatever its name), or None."""
     if not isinstance(stmt, ast.FunctionDef):
         return None
     if causal not in _ANONYMOUS:
-        _ANONYMOUS[causal] = {mixing.anonymous(helper_def(n, causal)): n for n in names(causal)}
+        _ANONYMOUS[causal] = {mixing.anonymous(helper_def(n, causal)): LEGACY[n] for n in legacy_names(causal)}
     return _ANONYMOUS[causal].get(mixing.anonymous(stmt))
+
+
+def of_term(mix: mixing.Mix, func: str, causal: bool) -> str | None:
+    """Returns the prelude pattern a term computes: the prelude's own, or an older helper with its code."""
+    return mix.pattern(func) or matching(mix.def_named(func), causal)
+
+
+def matrices(name: str, sentences: list[list[str]], causal: bool) -> list[np.ndarray]:
+    """Returns the prelude pattern's raw float output for each sentence (no mask: the fitter applies it)."""
+    if name not in prelude.PATTERNS:
+        raise KeyError(f"no basis pattern {name!r}")
+    f = getattr(prelude, name)
+    return [np.asarray(f(list(tokens)), dtype=np.float64) for tokens in sentences]

@@ -85,8 +85,18 @@ def _prepared(mix: mixing.Mix, causal: bool) -> mixing.Mix:
     mix = mixing.Mix(dict(mix.imports), _last_definitions(ast_edits.clone(mix.defs)),
                      [mixing.Term(t.weight, t.func, t.power) for t in mix.terms])
     _merge_twins(mix)
-    _name_helpers(mix, causal)
+    _to_prelude(mix, causal)
+    _name_helpers(mix)
     return mix
+
+
+def _to_prelude(mix: mixing.Mix, causal: bool) -> None:
+    """Points terms whose helper has a prelude pattern's code at that pattern (the helper then goes unused)."""
+    for t in mix.terms:
+        name = basis.matching(mix.def_named(t.func), causal) if not mix.pattern(t.func) else None
+        if name is not None and mix.prelude_bound(name):
+            t.func = name
+            mix.imports[name] = ("evo.prelude", name)
 
 
 def _last_definitions(body: list[ast.stmt]) -> list[ast.stmt]:
@@ -125,18 +135,16 @@ def _preferred(name: str, other: str | None) -> str:
     return name if other is None or (_PLACEHOLDER.match(other) and not _PLACEHOLDER.match(name)) else other
 
 
-def _name_helpers(mix: mixing.Mix, causal: bool) -> None:
-    """Renames helpers to the basis name they match, or to a name taken from their docstring or body."""
-    taken = mix.names() | {ast_edits.ENTRY}
+def _name_helpers(mix: mixing.Mix) -> None:
+    """Renames helpers whose names say nothing (`_a`, `_a_2`) after their docstring or body."""
+    taken = mix.names() | {ast_edits.ENTRY} | set(prelude.__all__)
     mapping = {}
     for stmt in mix.defs:
         name = ast_edits.defined_name(stmt)
-        if not isinstance(stmt, ast.FunctionDef) or name == mixing.ROWS:
+        if not isinstance(stmt, ast.FunctionDef) or name == mixing.ROWS or not _PLACEHOLDER.match(name):
             continue
-        wanted = basis.matching(stmt, causal)
-        if wanted is None and _PLACEHOLDER.match(name):
-            wanted = mixing.helper_name(stmt)
-        if wanted is None or wanted == name or re.fullmatch(re.escape(wanted) + r"(_\d+)?", name):
+        wanted = mixing.helper_name(stmt)
+        if re.fullmatch(re.escape(wanted) + r"(_\d+)?", name):
             continue
         new = ast_edits.fresh(wanted, taken)
         taken.add(new)

@@ -72,14 +72,9 @@ class Fitter:
 
     def part(self, mix: mixing.Mix, func: str) -> np.ndarray:
         """Returns the helper's output on the sample, rows normalised: (R, N)."""
-        helper = mix.def_named(func)
-        name = basis.known(helper, self.sample.causal)
+        name = basis.of_term(mix, func, self.sample.causal)
         if name is not None:
             return self.basis_part(name)
-        pattern = mixing.known_pattern(helper, self.sample.causal)
-        if pattern is not None:
-            return self._normalised([mixing.pattern_matrix(pattern, n, self.sample.causal)
-                                     for n in self.sample.lengths])
         source = rendering.render(mixing.Mix(mix.imports, mix.defs, [mixing.Term(1.0, func)]), self.sample.causal)
         key = program.key(source)
         if key not in self._parts:

@@ -45,7 +45,7 @@ class FitEdits:
         ranked = sorted(range(len(names)), key=lambda i: (-found[i][0], i))
         pick = ranked[int(rng.integers(min(3, len(ranked))))]
         first, power = names[pick], found[pick][2]
-        mix = mixing.with_helper(mixing.Mix({}, [], []), basis.helper_def(first, self.causal), 1.0, power)
+        mix = mixing.with_pattern(mixing.Mix({}, [], []), first, 1.0, power)
         return self._fitted(mix, request, add_patterns=self.settings.max_terms - 1, label="fit_scratch",
                             before=float(request.parents[0].iou[heads].mean()))
 
@@ -104,7 +104,7 @@ class FitEdits:
 
     def _grow(self, mix: mixing.Mix, heads: tuple[int, ...], score: float):
         """Returns the mix plus the basis term that raises its fit most, refitted, or None below the gain floor."""
-        present = {basis.known(mix.def_named(t.func), self.causal) for t in mix.terms}
+        present = {basis.of_term(mix, t.func, self.causal) for t in mix.terms}
         parts = [self.fitter.part(mix, t.func) for t in mix.terms]
         current = self.fitter.mixed(parts, [t.weight for t in mix.terms], [t.power for t in mix.terms])
         best = None
@@ -118,7 +118,7 @@ class FitEdits:
         if best is None or best[0][0] < score + self.settings.min_gain:
             return None
         (_, share, power), name = best
-        grown, result = self._fit(mixing.with_helper(mix, basis.helper_def(name, self.causal), share, power), heads)
+        grown, result = self._fit(mixing.with_pattern(mix, name, share, power), heads)
         return (grown, result) if result.score >= score + self.settings.min_gain else None
 
     def _fit(self, mix: mixing.Mix, heads: tuple[int, ...]) -> tuple[mixing.Mix, fit.Result]:

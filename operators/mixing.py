@@ -16,7 +16,13 @@ from evo import prelude
 from operators import ast_edits
 from operators.ast_edits import NotApplicable
 
-ROWS = "_rows"
+ROWS = "_rows"                                 # the row normaliser older programs define themselves
+PRELUDE_ROWS = {"causal_rows": True, "rows": False}  # the prelude's, by whether it masks causally
+
+
+def rows_name(causal: bool) -> str:
+    """Returns the prelude's row normaliser for a causal or bidirectional model."""
+    return "causal_rows" if causal else "rows"
 
 _ROWS_SOURCE = '''
 def _rows(a):
@@ -94,6 +100,22 @@ class Mix:
         """Returns the top-level statement binding `name` (the last one, as Python binds it), if any."""
         return next((s for s in reversed(self.defs) if ast_edits.defined_name(s) == name), None)
 
+    def pattern(self, name: str) -> str | None:
+        """Returns `name` when it is the prelude's pattern of that name here (not shadowed by a def), else None."""
+        if name not in prelude.PATTERNS or self.def_named(name) is not None:
+            return None
+        bound = self.imports.get(name)
+        return name if bound is None or bound == ("evo.prelude", name) else None
+
+    def prelude_bound(self, name: str) -> bool:
+        """Returns whether `name` means the prelude's function of that name here."""
+        bound = self.imports.get(name)
+        return self.def_named(name) is None and (bound is None or bound == ("evo.prelude", name))
+
+    def prelude_names(self) -> list[str]:
+        """Returns the terms' functions that are the prelude's patterns."""
+        return [t.func for t in self.terms if self.pattern(t.func)]
+
     def names(self) -> set[str]:
         """Returns every identifier the mix uses or binds."""
         return set(self.imports) | ast_edits.all_identifiers(self.defs) | {t.func for t in self.terms}
@@ -160,6 +182,9 @@ def _term(node: ast.expr, param: str, mix: Mix, single: bool) -> Term | None:
         weight, node = float(node.left.value), node.right
     if _call_of(node, ROWS) and len(node.args) == 1 and mix.def_named(ROWS) is not None:
         node = node.args[0]
+    elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in PRELUDE_ROWS
+          and len(node.args) == 1 and not node.keywords and mix.prelude_bound(node.func.id)):
+        node = node.args[0]
     elif not single:
         return None
     power = 1.0
@@ -168,8 +193,12 @@ def _term(node: ast.expr, param: str, mix: Mix, single: bool) -> Term | None:
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords
             and len(node.args) == 1 and isinstance(node.args[0], ast.Name) and node.args[0].id == param):
         return None
+    if weight < 0 or power <= 0:
+        return None
+    if mix.pattern(node.func.id):
+        return Term(weight, node.func.id, power)
     helper = mix.def_named(node.func.id)
-    if not isinstance(helper, ast.FunctionDef) or len(helper.args.args) != 1 or weight < 0 or power <= 0:
+    if not isinstance(helper, ast.FunctionDef) or len(helper.args.args) != 1:
         return None
     return Term(weight, node.func.id, power)
 
@@ -249,9 +278,15 @@ def anonymous(stmt: ast.stmt) -> str:
     return ast.dump(stmt).replace(repr(ast_edits.defined_name(stmt)), "''", 1)
 
 
-def with_pattern(mix: Mix, pattern: str, w: float, causal: bool) -> Mix:
-    """Returns `(1 - w) * mix + w * pattern`."""
-    return with_helper(mix, pattern_def(pattern, causal), w)
+def with_pattern(mix: Mix, pattern: str, w: float, power: float = 1.0) -> Mix:
+    """Returns `(1 - w) * mix + w * pattern(tokens) ** power` for a prelude pattern (`sink`, `decay`, ...)."""
+    if pattern not in prelude.PATTERNS:
+        raise KeyError(f"no prelude pattern {pattern!r}")
+    if not mix.prelude_bound(pattern):
+        raise NotApplicable(f"the program binds `{pattern}` to something other than the prelude's pattern")
+    rest = scaled(mix, 1.0 - w) if mix.terms else []
+    imports = dict(mix.imports, **{pattern: ("evo.prelude", pattern)})
+    return Mix(imports, list(mix.defs), rest + [Term(w, pattern, power)])
 
 
 def with_helper(mix: Mix, helper: ast.FunctionDef, w: float, power: float = 1.0) -> Mix:

@@ -1,10 +1,16 @@
-"""Writing a mix back as readable program source: its helpers, `_rows`, and one weighted sum."""
+"""Writing a mix back as readable program source: its imports, its own helpers, one weighted sum.
+
+    from evo.prelude import causal_rows, decay, sink
+
+    def attention(tokens):
+        return 0.84 * causal_rows(sink(tokens)) + 0.16 * causal_rows(decay(tokens) ** 0.5)
+"""
 
 import ast
 
 from operators import ast_edits
 from operators.ast_edits import NotApplicable
-from operators.mixing import ROWS, Mix, Term, combined, rows_def
+from operators.mixing import Mix, Term, combined, rows_name
 
 
 def render(mix: Mix, causal: bool, digits: int | None = 3) -> str:
@@ -13,17 +19,22 @@ def render(mix: Mix, causal: bool, digits: int | None = 3) -> str:
     if not terms:
         raise NotApplicable("every weight rounds to zero")
     defs = [ast_edits.clone(s) for s in mix.defs]
-    att = _entry_for(terms, defs, digits)
+    rows = rows_name(causal)
+    if any(ast_edits.defined_name(s) == rows for s in defs) or mix.imports.get(rows, ("evo.prelude", rows)) \
+            != ("evo.prelude", rows):
+        raise NotApplicable(f"the program binds `{rows}` to something other than the prelude's")
+    att = _entry_for(terms, defs, digits, rows)
     if att is None:
         helper = next(s for s in defs if ast_edits.defined_name(s) == terms[0].func)
         ast_edits.rename(defs, {helper.name: ast_edits.ENTRY})
         defs.remove(helper)
         att = helper
-    if ROWS in ast_edits.loaded_names(att) and not any(ast_edits.defined_name(s) == ROWS for s in defs):
-        defs.append(rows_def(causal))
     defs = ast_edits.prune(defs, ast_edits.loaded_names(att))
     used = set().union(*(ast_edits.loaded_names(s) for s in defs + [att]))
     imports = {k: v for k, v in mix.imports.items() if k in used}
+    for name in used & (set(mix.prelude_names()) | {rows}):
+        if not any(ast_edits.defined_name(s) == name for s in defs):
+            imports[name] = ("evo.prelude", name)
     if "np" in used:
         if imports.get("np", ("numpy", None)) != ("numpy", None):
             raise NotApplicable("`np` is bound to something other than numpy")
@@ -44,20 +55,20 @@ def wrapped_sum(source: str, width: int = 100) -> str:
     return text if ast.dump(ast.parse(text)) == ast.dump(ast.parse(source)) else source
 
 
-def _entry_for(terms: list[Term], defs: list[ast.stmt], digits: int | None) -> ast.FunctionDef | None:
+def _entry_for(terms: list[Term], defs: list[ast.stmt], digits: int | None, rows: str) -> ast.FunctionDef | None:
     """Returns the `attention` def for the terms; None when the only helper can become it."""
     if len(terms) == 1 and terms[0].power == 1.0:
         refs = [s for s in defs if terms[0].func in ast_edits.loaded_names(s)]
-        helper = next(s for s in defs if ast_edits.defined_name(s) == terms[0].func)
+        helper = next((s for s in defs if ast_edits.defined_name(s) == terms[0].func), None)
         if not refs and isinstance(helper, ast.FunctionDef):
             return None
     exprs = []
     for t in terms:
         call = f"{t.func}(tokens)" + (f" ** {_num(t.power)}" if t.power != 1.0 else "")
-        exprs.append(call if len(terms) == 1 else f"{_num(t.weight, digits)} * {ROWS}({call})")
+        exprs.append(call if len(terms) == 1 else f"{_num(t.weight, digits)} * {rows}({call})")
     text = f"def {ast_edits.ENTRY}(tokens):\n    return " + " + ".join(exprs) + "\n"
     return ast.parse(text).body[0]
 
 
 def _num(x: float, digits: int | None = 3) -> str:
-    return repr(float(x if digits is None else round(x, digits)))
+    return repr(float(round(x, 10) if digits is None else round(x, digits)))  # no float noise like 0.84000000001

@@ -138,16 +138,16 @@ class SymbolicOperator(fit_edits.FitEdits, base.Operator):
         return canonical.write(mix, self.causal), {"label": label, "edit": f"{term.func} power {old} -> {term.power}"}
 
     def _add_sink(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
-        return self._with_pattern(request, rng, "_sink", "add_sink")
+        return self._with_pattern(request, rng, "sink", "add_sink")
 
     def _mix_pattern(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
-        pattern = str(rng.choice([p for p in mixing.PATTERNS if p != "_sink"]))
+        pattern = str(rng.choice(["previous_token", "self_token", "uniform"]))
         return self._with_pattern(request, rng, pattern, "mix_pattern")
 
     def _with_pattern(self, request, rng, pattern: str, label: str) -> tuple[str, dict]:
         mix = mixing.read(request.parents[0].source, self.causal)
         w = float(rng.choice([0.05, 0.1, 0.2, 0.3]))
-        mix = mixing.with_pattern(mix, pattern, w, self.causal)
+        mix = mixing.with_pattern(mix, pattern, w)
         self._check_terms(mix)
         return canonical.write(mix, self.causal), {"label": label, "edit": f"{w} * {pattern}"}
 

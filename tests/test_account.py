@@ -11,7 +11,7 @@ from operators import account, basis, canonical, mixing
 
 
 def _mix(parts: list[tuple[float, str, float]]) -> str:
-    mix = mixing.Mix({}, [basis.helper_def(name, True) for _, name, _ in parts],
+    mix = mixing.Mix({name: ("evo.prelude", name) for _, name, _ in parts}, [],
                      [mixing.Term(w, name, q) for w, name, q in parts])
     return canonical.write(mix, True)
 
@@ -19,7 +19,7 @@ def _mix(parts: list[tuple[float, str, float]]) -> str:
 @pytest.mark.parametrize("seed", range(20))
 def test_account_shares_add_to_100_and_agree_with_the_weights(seed):
     rng = np.random.default_rng(seed)
-    names = list(rng.choice(basis.names(True), size=int(rng.integers(1, 6)), replace=False))
+    names = [str(n) for n in rng.choice(basis.names(True), size=int(rng.integers(1, 6)), replace=False)]
     source = _mix([(float(rng.uniform(0.05, 1)), n, 1.0) for n in names])
     words = account.describe(source, True)
     shares = [int(s) for s in re.findall(r"(?:^|; )(\d+) % ", words)]
@@ -33,14 +33,14 @@ def test_account_shares_add_to_100_and_agree_with_the_weights(seed):
 
 
 def test_the_example_from_the_issue_reads_as_intended():
-    source = _mix([(0.84, "_sink", 1.0), (0.10, "_decay", 0.5), (0.06, "_uniform", 1.0)])
+    source = _mix([(0.84, "sink", 1.0), (0.10, "decay", 0.5), (0.06, "uniform", 1.0)])
     words = account.describe(source, True)
     assert words == ("84 % on the first token; 10 % on the last few tokens, fading by 0.71 per step back; "
                      "6 % spread evenly over what it can see")
 
 
 def test_a_decay_raised_to_a_power_reports_the_rate_it_computes():
-    source = _mix([(0.5, "_decay", 2.0), (0.5, "_sink", 1.0)])
+    source = _mix([(0.5, "decay", 2.0), (0.5, "sink", 1.0)])
     assert "fading by 0.25 per step back" in account.describe(source, True)
 
 

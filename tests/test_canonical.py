@@ -79,14 +79,14 @@ def test_canonical_form_defines_each_name_once_with_named_helpers_and_no_dead_co
     assert defined_twice(out) == [] and unused_helpers(out) == [] and placeholder_names(out) == []
     mix = mixing.read(out, True)
     names = [t.func for t in mix.terms]
-    assert names == ["_sink", "_punct"]  # the twin sinks merged under the basis name, 1 % self dropped
+    assert names == ["sink", "punctuation"]  # the twin sinks merged into the prelude's, 1 % self dropped
     assert [t.weight for t in mix.terms] == [0.85, 0.15]
-    assert "from evo.prelude import columns, is_punct" in out
+    assert "from evo.prelude import causal_rows, punctuation, sink" in out and "def " not in out.split("def attention")[0]
 
 
 def test_canonical_weights_have_two_decimals_sum_to_one_and_none_is_under_two_percent():
     out = canonical.canonical(MESSY, True)
-    weights = [float(w) for w in re.findall(r"([0-9.]+) \* _rows", out)]
+    weights = [float(w) for w in re.findall(r"([0-9.]+) \* causal_rows", out)]
     assert sum(weights) == pytest.approx(1.0, abs=1e-9)
     assert all(w >= canonical.MIN_SHARE and round(w, 2) == w for w in weights)
 
