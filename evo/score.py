@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import tempfile
 
 import numpy as np
 
-from evo import evaluate, program, sandbox
+from evo import evaluate, files, program, sandbox
 from evo.errors import UserError
 
 THRESHOLDS = (0.5, 0.7, 0.9)
@@ -92,11 +91,7 @@ def check_json_target(out: str | os.PathLike) -> pathlib.Path:
 def write_json(report: dict, out: str | os.PathLike) -> pathlib.Path:
     """Returns the path `report` was written to as JSON (atomically: temporary file, then rename)."""
     path = check_json_target(out)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=1)
-        handle.write("\n")
-    os.replace(tmp, path)
+    files.write_text(path, json.dumps(report, indent=1) + "\n")
     return path
 
 

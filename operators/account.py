@@ -28,8 +28,8 @@ _PHRASES = {
     "late_sink": lambda q, causal: "on the first token, from tokens after the 24th only",
     "fading_sink": _fading(0.25),
     "slow_fading_sink": _fading(1 / 16),
-    "decay_sink": lambda q, causal: (f"on the first token, with a share {(1 / 5) ** q:.2g} as large on recent "
-                                      f"tokens, fading by {0.9 ** q:.2f} per step back"),
+    "decay_sink": lambda q, causal: (f"on the first token, with about {0.25 ** q:.2g} as much on the token itself, "
+                                      f"fading by {0.9 ** q:.2f} per step back"),
     "previous_token": lambda q, causal: "on the previous token",
     "self_token": lambda q, causal: "on the token itself",
     "uniform": lambda q, causal: "spread evenly over what it can see" if causal else "spread evenly over the sentence",

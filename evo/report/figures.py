@@ -71,6 +71,27 @@ class HeadPainter:
         _pyplot().close(self.fig)
 
 
+def paper_figure(head, causal: bool, path: pathlib.Path, fmt: str = "png", max_tokens: int = 20) -> None:
+    """Writes a figure one paper column wide (3.4 in): the head beside its simplest program on its median sentence."""
+    plt = _pyplot()
+    ex = next((e for e in head.examples if e.kind == "median"), head.examples[0])
+    n = min(len(ex.tokens), max_tokens)
+    labels = [_label(t) for t in ex.tokens[:n]]
+    fig, axes = plt.subplots(1, 2, figsize=(3.4, 2.05), sharey=True)
+    for ax, (name, m) in zip(axes, (("head", ex.head), ("program", ex.program))):
+        shown = np.array(m[:n, :n], dtype=np.float64)
+        if causal:
+            shown = np.ma.masked_where(np.triu(np.ones((n, n), dtype=bool), k=1), shown)
+        ax.imshow(shown, cmap=_CMAP, norm=_NORM(), interpolation="nearest")
+        ax.set_xticks(range(n), labels, rotation=90, fontsize=4.5)
+        ax.set_yticks(range(n), labels, fontsize=4.5)
+        ax.tick_params(length=0, pad=1)
+        ax.set_title(f"{head.label} {name}" if name == "head" else f"program (IoU {ex.iou:.2f})", fontsize=6.5)
+    fig.subplots_adjust(left=0.16, right=0.99, bottom=0.22, top=0.9, wspace=0.08)
+    fig.savefig(path, format=fmt, dpi=300 if fmt == "png" else 100)
+    plt.close(fig)
+
+
 def front_figure(head, path: pathlib.Path, fmt: str = "png", dpi: int = 110) -> None:
     """Writes a head's Pareto front: IoU against length, coloured by perplexity cost where measured."""
     plt = _pyplot()
@@ -117,7 +138,11 @@ def _label(tok: str) -> str:
 
 
 def draw_heads(items: list, causal: bool, out: pathlib.Path, fmt: str, with_front: bool) -> None:
-    """Writes the figures for a chunk of heads (one worker's share)."""
+    """Writes the figures for a chunk of heads (one worker's share): the report's, or with_front=False a paper's."""
+    if not with_front:
+        for head in items:
+            paper_figure(head, causal, out / f"{head.label}.{fmt}", fmt)
+        return
     painter = HeadPainter(causal)
     try:
         for head in items:
