@@ -93,7 +93,8 @@ def _prepared(mix: mixing.Mix, causal: bool) -> mixing.Mix:
 def _to_prelude(mix: mixing.Mix, causal: bool) -> None:
     """Points terms whose helper has a prelude pattern's code at that pattern (the helper then goes unused)."""
     for t in mix.terms:
-        name = basis.matching(mix.def_named(t.func), causal) if not mix.pattern(t.func) else None
+        name = None if mix.pattern(t.func) else (basis.matching(mix.def_named(t.func), causal)
+                                                 or _thin_wrapper(mix, mix.def_named(t.func)))
         if name is not None and mix.prelude_bound(name):
             t.func = name
             mix.imports[name] = ("evo.prelude", name)
@@ -133,6 +134,20 @@ def _merge_twins(mix: mixing.Mix) -> None:
 
 def _preferred(name: str, other: str | None) -> str:
     return name if other is None or (_PLACEHOLDER.match(other) and not _PLACEHOLDER.match(name)) else other
+
+
+def _thin_wrapper(mix: mixing.Mix, fn) -> str | None:
+    """Returns the prelude pattern a helper only passes its tokens to (`return sink(tokens)`), or None."""
+    if not isinstance(fn, ast.FunctionDef) or len(fn.args.args) != 1:
+        return None
+    body = ast_edits.docstring_free(fn.body)
+    if len(body) != 1 or not isinstance(body[0], ast.Return):
+        return None
+    call, param = body[0].value, fn.args.args[0].arg
+    if (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and not call.keywords and len(call.args) == 1
+            and isinstance(call.args[0], ast.Name) and call.args[0].id == param):
+        return call.func.id if mix.pattern(call.func.id) else None
+    return None
 
 
 def _name_helpers(mix: mixing.Mix) -> None:

@@ -1,6 +1,6 @@
 """Self: each token attends to itself."""
-import numpy as np
+from evo.prelude import self_token
 
 
 def attention(tokens):
-    return np.eye(len(tokens))
+    return self_token(tokens)

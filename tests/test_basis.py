@@ -131,8 +131,8 @@ def test_fit_basis_recovers_a_three_part_mix_from_a_sink_parent(basis_set):
     child = op.vary([base.Request("mutate", (_parent("first_token"),), (0,), 0)])[0]
     assert child.operator == "symbolic.fit_basis", child.error
     terms = {t.func: t for t in mixing.read(child.source, True).terms}
-    assert set(terms) == {"_first_token_sink", "decay", "punctuation"}  # the parent's sink, named, and two basis terms
-    assert terms["decay"].power == 2.0 and round(terms["_first_token_sink"].weight, 1) == 0.5
+    assert set(terms) == {"sink", "decay", "punctuation"}  # the parent's sink, named, and two basis terms
+    assert terms["decay"].power == 2.0 and round(terms["sink"].weight, 1) == 0.5
     assert child.meta["fit_iou"] > 0.99
     assert _iou(child.source, basis_set)[0] > 0.99  # the sandbox agrees with the in-process fit
 
