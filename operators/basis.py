@@ -12,7 +12,7 @@ import ast
 import numpy as np
 
 from evo import prelude
-from operators import mixing
+from operators import legacy, mixing
 
 _CAUSAL = {
     "_sink": ("every token attends to the first token",
@@ -107,8 +107,8 @@ def source(name: str, causal: bool) -> str:
     table = dict(_CAUSAL, **({} if causal else _BIDIRECTIONAL))
     if name not in table:
         raise KeyError(f"no basis pattern {name!r}")
-    if name in mixing.PATTERNS:  # the same text as mixing's patterns, so the two are twins
-        return ast.unparse(mixing.pattern_def(name, causal)) + "\n"
+    if name in legacy.PATTERNS:  # the same text as mixing's patterns once were, so the two are twins
+        return ast.unparse(legacy.pattern_def(name, causal)) + "\n"
     doc, body = table[name]
     body = body.format(uniform="np.tril(np.ones((n, n)))" if causal else "np.ones((n, n))")
     if not causal:

@@ -10,10 +10,8 @@ import ast
 import dataclasses
 import re
 
-import numpy as np
-
 from evo import prelude
-from operators import ast_edits
+from operators import ast_edits, legacy
 from operators.ast_edits import NotApplicable
 
 ROWS = "_rows"                                 # the row normaliser older programs define themselves
@@ -23,64 +21,6 @@ PRELUDE_ROWS = {"causal_rows": True, "rows": False}  # the prelude's, by whether
 def rows_name(causal: bool) -> str:
     """Returns the prelude's row normaliser for a causal or bidirectional model."""
     return "causal_rows" if causal else "rows"
-
-_ROWS_SOURCE = '''
-def _rows(a):
-    """Returns `a` {mask}with each row scaled to sum to 1 (empty rows stay 0)."""
-    a = {expr}
-    s = a.sum(axis=1, keepdims=True)
-    return np.divide(a, s, out=np.zeros_like(a), where=s > 0)
-'''
-
-_PATTERNS = {
-    "_sink": ('Returns every token attending to the first token.',
-              "a = np.zeros((n, n))\n    a[:, 0] = 1.0\n    return a"),
-    "_previous": ('Returns every token attending to the one before it (the first to itself).',
-                  "a = np.eye(n, k=-1)\n    a[0, 0] = 1.0\n    return a"),
-    "_self": ('Returns every token attending to itself.', "return np.eye(n)"),
-    "_uniform": ('Returns every token attending equally to all tokens it can see.',
-                 "return {uniform}"),
-}
-PATTERNS = tuple(_PATTERNS)
-
-
-def rows_def(causal: bool) -> ast.FunctionDef:
-    """Returns the `_rows` helper for a causal or bidirectional model."""
-    expr = "np.tril(np.asarray(a, dtype=float))" if causal else "np.asarray(a, dtype=float)"
-    text = _ROWS_SOURCE.format(mask="causally masked, " if causal else "", expr=expr)
-    return ast.parse(text).body[0]
-
-
-def pattern_def(name: str, causal: bool) -> ast.FunctionDef:
-    """Returns the helper function for a simple pattern."""
-    doc, body = _PATTERNS[name]
-    body = body.format(uniform="np.tril(np.ones((n, n)))" if causal else "np.ones((n, n))")
-    text = f'def {name}(tokens):\n    """{doc}"""\n    n = len(tokens)\n    {body}\n'
-    return ast.parse(text).body[0]
-
-
-def pattern_matrix(name: str, n: int, causal: bool) -> np.ndarray:
-    """Returns the raw (n, n) output of a simple pattern, computed in this trusted process."""
-    if name == "_sink":
-        a = np.zeros((n, n))
-        a[:, 0] = 1.0
-    elif name == "_previous":
-        a = np.eye(n, k=-1)
-        a[0, 0] = 1.0
-    elif name == "_self":
-        a = np.eye(n)
-    else:
-        a = np.tril(np.ones((n, n))) if causal else np.ones((n, n))
-    return a
-
-
-def known_pattern(stmt: ast.stmt, causal: bool) -> str | None:
-    """Returns the pattern name when the def is exactly a simple pattern's helper."""
-    if isinstance(stmt, ast.FunctionDef) and stmt.name in _PATTERNS:
-        if ast.dump(stmt) == ast.dump(pattern_def(stmt.name, causal)):
-            return stmt.name
-    return None
-
 
 @dataclasses.dataclass
 class Term:
@@ -130,7 +70,7 @@ def read(source: str, causal: bool) -> Mix:
     defs = [s for s in body if not isinstance(s, (ast.Import, ast.ImportFrom)) and s is not att]
     mix = Mix(imports, defs, [])
     rows = mix.def_named(ROWS)
-    if rows is not None and ast.dump(rows) != ast.dump(rows_def(causal)):
+    if rows is not None and ast.dump(rows) != ast.dump(legacy.rows_def(causal)):
         ast_edits.rename(defs + [att], {ROWS: ast_edits.fresh(ROWS, mix.names() | {ast_edits.ENTRY})})
     terms = _terms(att, mix)
     if terms is not None:

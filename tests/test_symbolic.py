@@ -69,7 +69,8 @@ def _write_set(path, heads_of) -> pathlib.Path:
 
 
 def _pattern(name: str, n: int) -> np.ndarray:
-    return fitness.normalise(mixing.pattern_matrix(name, n, True), n, True)
+    from operators import basis
+    return fitness.normalise(basis.matrices(basis.LEGACY[name], [["t"] * n], True)[0], n, True)
 
 
 @pytest.fixture
