@@ -117,17 +117,21 @@ def fresh(base: str, taken: set[str]) -> str:
 
 def all_identifiers(nodes) -> set[str]:
     """Returns every identifier used or bound anywhere in the nodes."""
+    return set().union(*(bound_names(n) | loaded_names(n) for n in nodes)) if nodes else set()
+
+
+def bound_names(node: ast.AST) -> set[str]:
+    """Returns every name the node binds at any depth: assignments, parameters, defs, imports."""
     names = set()
-    for node in nodes:
-        for sub in ast.walk(node):
-            if isinstance(sub, ast.Name):
-                names.add(sub.id)
-            elif isinstance(sub, ast.arg):
-                names.add(sub.arg)
-            elif isinstance(sub, (ast.FunctionDef, ast.ClassDef)):
-                names.add(sub.name)
-            elif isinstance(sub, ast.alias):
-                names.add(sub.asname or sub.name.split(".")[0])
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and not isinstance(sub.ctx, ast.Load):
+            names.add(sub.id)
+        elif isinstance(sub, ast.arg):
+            names.add(sub.arg)
+        elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(sub.name)
+        elif isinstance(sub, ast.alias):
+            names.add(sub.asname or sub.name.split(".")[0])
     return names
 
 

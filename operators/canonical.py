@@ -186,7 +186,7 @@ def _complete_imports(tree: ast.Module) -> None:
         bound = ast_edits.import_bindings(imports)
     except NotApplicable:
         return
-    defined = set().union(*(_bound_anywhere(s) for s in rest)) if rest else set()
+    defined = set().union(*(ast_edits.bound_names(s) for s in rest)) if rest else set()
     used = set().union(*(ast_edits.loaded_names(s) for s in rest)) if rest else set()
     missing = used - set(bound) - defined - set(dir(builtins))
     for name in sorted(missing):
@@ -195,18 +195,3 @@ def _complete_imports(tree: ast.Module) -> None:
         elif name == "np":
             bound[name] = ("numpy", None)
     tree.body = doc + ast_edits.import_stmts(bound) + rest
-
-
-def _bound_anywhere(stmt: ast.stmt) -> set[str]:
-    """Returns every name the statement binds at any depth (defs, parameters, assignments)."""
-    names = {ast_edits.defined_name(stmt)} - {None}
-    for node in ast.walk(stmt):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            names.add(node.id)
-        elif isinstance(node, ast.arg):
-            names.add(node.arg)
-        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, ast.alias):
-            names.add(node.asname or node.name.split(".")[0])
-    return names
