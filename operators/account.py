@@ -67,6 +67,18 @@ def _sofar(text: str, causal: bool) -> str:
     return f"{text} so far" if causal else f"{text} in the sentence"
 
 
+def of_program(source: str, operator: str, causal: bool) -> str:
+    """Returns the account a program carries: an LLM's own (its docstring) for what an LLM wrote, else built."""
+    if operator.startswith("llm"):
+        try:
+            doc = ast.get_docstring(ast_edits.parse(source))
+        except NotApplicable:
+            doc = None
+        if doc and doc.strip():
+            return _sentence(doc)
+    return describe(source, causal)
+
+
 def describe(source: str, causal: bool) -> str:
     """Returns the program's account in words, without a head or score: "84 % on the first token; ..."."""
     try:

@@ -47,7 +47,16 @@ def tidy(source: str, causal: bool) -> str:
         return source
     if mix.wrapped:
         return _plain(source)
-    return _finish(rendering.render(_prepared(mix, causal), causal, digits=None))
+    out = _finish(rendering.render(_prepared(mix, causal), causal, digits=None))
+    doc = ast.get_docstring(ast_edits.parse(source), clean=False)
+    return _with_docstring(out, doc) if doc and doc.strip() else out  # an author's account stays
+
+
+def _with_docstring(source: str, doc: str) -> str:
+    """Returns the source with `doc` as its module docstring."""
+    tree = ast_edits.parse(source)
+    tree.body.insert(0, ast.Expr(ast.Constant(doc)))
+    return rendering.wrapped_sum(ast_edits.unparse(tree))
 
 
 def _plain(source: str) -> str:

@@ -58,3 +58,14 @@ def test_a_plain_program_speaks_through_its_docstring_or_says_it_has_none():
 
 def test_headline_names_the_head_and_its_iou():
     assert account.headline("L5.H1", 0.9234, "84 % on the first token") == "L5.H1 (IoU 0.92): 84 % on the first token"
+
+
+def test_an_llm_program_keeps_the_account_the_llm_gave_and_tidy_keeps_it_too():
+    from operators import canonical
+    written = ('"""Mostly the first token; a fifth on the previous token."""\n'
+               "from evo.prelude import causal_rows, previous_token, sink\n\n\n"
+               "def attention(tokens):\n    return 0.8 * causal_rows(sink(tokens)) + 0.2 * causal_rows(previous_token(tokens))\n")
+    tidied = canonical.tidy(written, True)
+    assert tidied.startswith('"""Mostly the first token; a fifth on the previous token."""')
+    assert account.of_program(tidied, "llm.rewrite", True) == "mostly the first token; a fifth on the previous token"
+    assert account.of_program(tidied, "symbolic.fit_mix", True).startswith("80 % on the first token")

@@ -92,7 +92,7 @@ def collect(run_dir: pathlib.Path) -> Fronts:
     used = sorted({pid for ids in state["fronts"] for pid in ids})
     records = {pid: arch.records[arch.by_id[pid]] for pid in used}
     sources = {pid: canonical.tidy(r.source, causal) if r.ok else r.source for pid, r in records.items()}
-    words = {pid: account.describe(src, causal) for pid, src in sources.items()}
+    words = {pid: account.of_program(src, records[pid].operator, causal) for pid, src in sources.items()}
     fronts = []
     for k, ids in enumerate(state["fronts"]):
         entries = []
