@@ -134,14 +134,14 @@ def aset_info(aset) -> dict:
             "sentences": len(aset), "causal": aset.causal, **corpus}
 
 
-def attention_set(config: RunConfig):
+def attention_set(config: RunConfig, device: str = "cpu"):
     """Returns the run's attention set (captured again if the cache lost it), refusing one that changed."""
     from evo import attention_set as aset_mod
     path = pathlib.Path(config.attention_set["path"])
     if not path.exists() and config.captured:
         from evo import capture  # the cache was cleared: capture the same set again
         path = capture.ensure(model=config.model, corpus_path=config.corpus, split=config.split,
-                              max_tokens=config.sentence_tokens).path
+                              max_tokens=config.sentence_tokens, device=device).path
     aset = aset_mod.AttentionSet.load(path)
     if fingerprint(aset) != config.attention_set["fingerprint"]:
         raise UserError(f"the attention set at {path} has changed since the run started (fingerprint "

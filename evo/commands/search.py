@@ -33,6 +33,7 @@ def register(sub) -> None:
     p.add_argument("--run-dir", default=None, help="default: runs/<model>-<timestamp>")
     _budget_flags(p, max_programs=500)
     p.add_argument("--workers", type=int, default=2, help="parallel evaluation processes")
+    p.add_argument("--device", default="cpu", help="torch device for the capture, e.g. cuda (default: cpu)")
     p.add_argument("--seed", type=int, default=7, help="seed of every random choice: same seed, same run")
     p.add_argument("--seeds-dir", default=None, help="starting programs (default: seeds/)")
     p.add_argument("--from-export", default=None, help="also start from a previous export's programs")
@@ -54,7 +55,8 @@ def register(sub) -> None:
                                    "it continues to the run's budget.")
     r.add_argument("run", help="the run directory")
     _budget_flags(r, max_programs=None)
-    r.add_argument("--workers", type=int, default=None, help="parallel evaluation processes")
+    r.add_argument("--workers", type=int, default=None, help="parallel evaluation processes (default: the run's)")
+    r.add_argument("--device", default="cpu", help="torch device should the set be captured again, e.g. cuda")
     r.set_defaults(func=run_resume)
 
     e = sub.add_parser("export", help="write a run's Pareto fronts as program files",
@@ -118,7 +120,7 @@ def run_search(args) -> int:
         from_export=_absolute(args.from_export),
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(), command=tuple(sys.argv))
     run.save_config(run_dir, config)
-    return _drive(run_dir, config, budget, args.workers, programs)
+    return _drive(run_dir, config, budget, args.workers, programs, device=args.device)
 
 
 def run_resume(args) -> int:
@@ -138,10 +140,10 @@ def run_resume(args) -> int:
         raise UserError(f"checkpoint in {run_dir} is corrupt (budgets: {err})") from None
     flags = {"max_programs": args.max_programs, "generations": args.generations, "max_hours": args.max_hours}
     budget = dataclasses.replace(old, **{k: v for k, v in flags.items() if v is not None})
-    return _drive(run_dir, config, budget, args.workers or config.workers, None, state)
+    return _drive(run_dir, config, budget, args.workers or config.workers, None, state, device=args.device)
 
 
-def _drive(run_dir, config, budget, workers, programs=None, state=None) -> int:
+def _drive(run_dir, config, budget, workers, programs=None, state=None, device: str = "cpu") -> int:
     """Builds the engine for a run, seeds or restores it, runs it; returns the exit status."""
     import numpy as np
 
@@ -149,7 +151,7 @@ def _drive(run_dir, config, budget, workers, programs=None, state=None) -> int:
     from evo.search import progress
     from operators import registry
 
-    aset = run.attention_set(config)
+    aset = run.attention_set(config, device)
     evaluator = functools.partial(evaluate.evaluate, aset_path=aset.path,
                                   limits=sandbox.Limits(seconds=config.time_limit), workers=workers)
     operator = registry.build(dict(config.operators, run_dir=str(run_dir)), aset.path)
@@ -158,7 +160,7 @@ def _drive(run_dir, config, budget, workers, programs=None, state=None) -> int:
         from evo import perplexity
 
         downstream = perplexity.HeadCost.build(config.model, sentences=config.downstream_sentences,
-                                               corpus_path=config.corpus)
+                                               corpus_path=config.corpus, device=device)
     with progress.Reporter() as reporter, _signals() as stop:
         engine = search.Search(run_dir, evaluator, operator, n_heads=len(aset.heads),
                                rng=np.random.default_rng(config.seed), attention_set=config.attention_set,
@@ -241,7 +243,7 @@ def _attention_set(args):
     from evo import capture
 
     return capture.ensure(model=args.model, corpus_path=args.corpus, split=args.split,
-                          max_tokens=args.sentence_tokens)
+                          max_tokens=args.sentence_tokens, device=args.device)
 
 
 def _absolute(path) -> str | None:
