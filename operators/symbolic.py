@@ -18,9 +18,9 @@ from operators.ast_edits import NotApplicable
 
 # Relative chances of each edit by request kind; the fit edits need an attention set.
 MUTATE_WEIGHTS = {
-    "change_constant": 2.0, "shift_offset": 2.0, "swap_predicate": 1.5, "flip_comparison": 1.0,
+    "change_constant": 1.0, "shift_offset": 1.0, "swap_predicate": 0.75, "flip_comparison": 0.5,
     "sharpen": 0.5, "add_sink": 1.0, "mix_pattern": 1.0, "drop_term": 0.5, "fit_weight": 3.0,
-    "fit_basis": 5.0, "fit_scratch": 4.0, "fit_prune": 3.0,
+    "fit_basis": 5.0, "fit_scratch": 4.0, "fit_prune": 6.25,
 }
 CROSSOVER_WEIGHTS = {"mix": 2.0, "splice_condition": 1.5, "swap_helper": 1.0, "fit_mix": 6.0}
 FIT_EDITS = ("fit_weight", "fit_mix", "fit_basis", "fit_scratch", "fit_prune")
