@@ -38,7 +38,7 @@ class Settings:
     fit_sentences: int = 32       # sentences of the attention set the fit edits score on
     max_tries: int = 8            # edits tried per request before giving up
     min_gain: float = 0.003       # IoU a basis term must add to the fitted mix to be kept
-    prune_loss: float = 0.008     # IoU fit_prune may give up, in all, to drop terms
+    prune_loss: float = 0.0095    # IoU fit_prune may give up, in all, to drop terms (the simplest pick allows 0.01)
     mutate_weights: dict = dataclasses.field(default_factory=lambda: dict(MUTATE_WEIGHTS))
     crossover_weights: dict = dataclasses.field(default_factory=lambda: dict(CROSSOVER_WEIGHTS))
 
