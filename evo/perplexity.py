@@ -244,7 +244,8 @@ class HeadCost:
 
     def _cost(self, source: str, k: int) -> float | None:
         """Returns the cost of `source` replacing head k alone; None when the program fails."""
-        key = (program.key(source), k)
+        with program.AST_LOCK:  # runs in the cascade thread beside the operators' parsing
+            key = (program.key(source), k)
         if key not in self._cache:
             try:
                 matrices = self.meter.matrices(source)

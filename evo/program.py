@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import threading
 
 from evo.errors import UserError
+
+# CPython 3.11's parser is not thread-safe ("AST constructor recursion depth mismatch"):
+# code that parses from more than one thread (LLM calls, the downstream cascade) holds this.
+AST_LOCK = threading.RLock()
 
 _DOCSTRING_OWNERS = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 

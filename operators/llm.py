@@ -18,11 +18,12 @@ import time
 
 import numpy as np
 
-from evo import run
+from evo import program, run
 from operators import base, budget, canonical, llm_client, parse, prompting
 
 log = logging.getLogger("headcode.llm")
 LOG_NAME = run.LLM_CALLS
+_AST_LOCK = program.AST_LOCK  # parsing, sandbox checks and prompt building: one thread at a time
 STATE_VERSION = 1
 
 
@@ -147,12 +148,15 @@ class LLMOperator(base.Operator):
         spent = self.ledger.exhausted()
         if spent is not None:
             return base.Child(None, parents, f"llm.{form}", error=spent)
-        if form == "crossover":
-            messages = prompting.crossover_messages(self.templates, self._system, self._probe, request, rng)
-        else:
-            messages = prompting.mutation_messages(self.templates, self._system, self._probe, request, form, rng)
-        reply = self.client.chat(messages, self.settings.temperature, request.seed % 2**31)
-        parsed = self._parse(reply, form, request)
+        with _AST_LOCK:  # CPython 3.11's parser is not thread-safe ("AST constructor recursion depth mismatch")
+            if form == "crossover":
+                messages = prompting.crossover_messages(self.templates, self._system, self._probe, request, rng)
+            else:
+                messages = prompting.mutation_messages(self.templates, self._system, self._probe, request, form, rng)
+        reply = self.client.chat(messages, self.settings.temperature, request.seed % 2**31)  # the calls overlap
+        with _AST_LOCK:
+            parsed = self._parse(reply, form, request)
+            source = canonical.tidy(parsed.source, self._probe.causal) if parsed.source else None
         outcome = "failed" if reply.text is None else ("program" if parsed.source else "parse_error")
         cost = self.ledger.record_call(reply.prompt_tokens, reply.completion_tokens, reply.latency,
                                        max(reply.attempts - 1, 0), outcome)
@@ -162,7 +166,6 @@ class LLMOperator(base.Operator):
                 "model": self.settings.model}
         self._log(request, form, messages, reply, parsed, meta)
         error = reply.error if reply.text is None else parsed.error
-        source = canonical.tidy(parsed.source, self._probe.causal) if parsed.source else None
         return base.Child(source, parents, f"llm.{form}", error=error, meta=meta)
 
     def _parse(self, reply: llm_client.Reply, form: str, request: base.Request) -> parse.Parsed:

@@ -47,8 +47,10 @@ def check_source(source: str, max_chars: int) -> str | None:
         return f"program too long: {len(source):,} characters (limit {max_chars:,})"
     if "\x00" in source:
         return "program contains a null byte"
+    from evo import program  # its lock: the parser is not thread-safe on CPython 3.11
     try:
-        tree = ast.parse(source, filename="<program>")
+        with program.AST_LOCK:
+            tree = ast.parse(source, filename="<program>")
     except SyntaxError as err:
         return f"syntax error at line {err.lineno}: {err.msg}"
     except (ValueError, RecursionError, MemoryError) as err:
