@@ -30,7 +30,7 @@ def _pyplot():
 class HeadPainter:
     """Draws heads' heatmaps into one reused figure (building a figure per head costs most of the time)."""
 
-    def __init__(self, causal: bool, columns: int = 3):
+    def __init__(self, causal: bool, columns: int = 3):  # noqa: D107
         plt = _pyplot()
         self.causal = causal
         self.fig, self.axes = plt.subplots(2, columns, figsize=(2.35 * columns, 4.9), squeeze=False)
@@ -40,9 +40,9 @@ class HeadPainter:
             ax.tick_params(length=0, pad=1)
             for side in ax.spines.values():
                 side.set_linewidth(0.3)
-        self.fig.subplots_adjust(left=0.1, right=0.995, bottom=0.1, top=0.93, wspace=0.45, hspace=0.4)
+        self.fig.subplots_adjust(left=0.1, right=0.995, bottom=0.1, top=0.93, wspace=0.45, hspace=0.12)
 
-    def draw(self, head, path: pathlib.Path, fmt: str = "png", dpi: int = 120) -> None:
+    def draw(self, head, path: pathlib.Path, fmt: str = "png", dpi: int = 100) -> None:
         """Writes one head's heatmaps: the head and its simplest program on its best, median and worst sentence."""
         for c, ex in enumerate(head.examples[:self.axes.shape[1]]):
             n = min(len(ex.tokens), MAX_TOKENS)
@@ -57,7 +57,10 @@ class HeadPainter:
                 image.set_extent((-0.5, n - 0.5, n - 0.5, -0.5))
                 ax.set_xlim(-0.5, n - 0.5)
                 ax.set_ylim(n - 0.5, -0.5)
-                ax.set_xticks(range(n), labels, rotation=90, fontsize=size)
+                if r == 1:  # both rows of a column show one sentence: its keys are labelled once, below
+                    ax.set_xticks(range(n), labels, rotation=90, fontsize=size)
+                else:
+                    ax.set_xticks([])
                 ax.set_yticks(range(n), labels, fontsize=size)
                 if r == 0:
                     cut = f", first {n} of {len(ex.tokens)}" if n < len(ex.tokens) else ""
@@ -92,29 +95,41 @@ def paper_figure(head, causal: bool, path: pathlib.Path, fmt: str = "png", max_t
     plt.close(fig)
 
 
-def front_figure(head, path: pathlib.Path, fmt: str = "png", dpi: int = 110) -> None:
-    """Writes a head's Pareto front: IoU against length, coloured by perplexity cost where measured."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(3.0, 2.1))
-    xs = [e.length for e in head.front]
-    ys = [e.iou for e in head.front]
-    costs = [e.ppl_increase for e in head.front]
-    if any(c is not None for c in costs):
-        values = [np.nan if c is None else 100 * c for c in costs]
-        points = ax.scatter(xs, ys, c=values, cmap="RdYlGn_r", s=16, zorder=3)
-        fig.colorbar(points, ax=ax, pad=0.02).set_label("perplexity +%", fontsize=6)
-    else:
-        ax.scatter(xs, ys, s=16, zorder=3, color="tab:blue")
-    ax.step(xs, ys, where="post", color="grey", linewidth=0.6, zorder=2)
-    for e, name in ((head.simplest, "simplest"), (head.best, "best")):
-        ax.annotate(name, (e.length, e.iou), fontsize=6, xytext=(3, -8), textcoords="offset points")
-    ax.set_xlabel("length (AST nodes)", fontsize=7)
-    ax.set_ylabel("IoU", fontsize=7)
-    ax.tick_params(labelsize=6)
-    ax.grid(alpha=0.3, linewidth=0.4)
-    fig.tight_layout(pad=0.4)
-    fig.savefig(path, format=fmt, dpi=dpi)
-    plt.close(fig)
+class FrontPainter:
+    """Draws heads' Pareto fronts (IoU against length) into one reused figure."""
+
+    def __init__(self):
+        plt = _pyplot()
+        self.fig, self.ax = plt.subplots(figsize=(3.0, 2.1))
+        self.fig.subplots_adjust(left=0.17, right=0.97, bottom=0.2, top=0.95)
+
+    def draw(self, head, path: pathlib.Path, fmt: str = "png", dpi: int = 100) -> None:
+        """Writes head's front; points coloured by perplexity cost where it was measured."""
+        ax = self.ax
+        ax.clear()
+        xs = [e.length for e in head.front]
+        ys = [e.iou for e in head.front]
+        costs = [e.ppl_increase for e in head.front]
+        if any(c is not None for c in costs):
+            values = [np.nan if c is None else 100 * c for c in costs]
+            ax.scatter(xs, ys, c=values, cmap="RdYlGn_r", s=16, zorder=3)
+            for x, y, v in zip(xs, ys, values):
+                if not np.isnan(v):
+                    ax.annotate(f"{v:+.1f}%", (x, y), fontsize=5, xytext=(2, 3), textcoords="offset points")
+        else:
+            ax.scatter(xs, ys, s=16, zorder=3, color="tab:blue")
+        ax.step(xs, ys, where="post", color="grey", linewidth=0.6, zorder=2)
+        for e, name in ((head.simplest, "simplest"), (head.best, "best")):
+            ax.annotate(name, (e.length, e.iou), fontsize=6, xytext=(3, -8), textcoords="offset points")
+        ax.set_xlabel("length (AST nodes)" + (" · perplexity +% where measured" if any(
+            c is not None for c in costs) else ""), fontsize=7)
+        ax.set_ylabel("IoU", fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.grid(alpha=0.3, linewidth=0.4)
+        self.fig.savefig(path, format=fmt, dpi=dpi)
+
+    def close(self) -> None:
+        _pyplot().close(self.fig)
 
 
 def progress_figure(curve: dict, path: pathlib.Path) -> None:
@@ -143,11 +158,11 @@ def draw_heads(items: list, causal: bool, out: pathlib.Path, fmt: str, with_fron
         for head in items:
             paper_figure(head, causal, out / f"{head.label}.{fmt}", fmt)
         return
-    painter = HeadPainter(causal)
+    painter, fronts = HeadPainter(causal), FrontPainter()
     try:
         for head in items:
             painter.draw(head, out / f"{head.label}.{fmt}", fmt)
-            if with_front:
-                front_figure(head, out / f"{head.label}-front.{fmt}", fmt)
+            fronts.draw(head, out / f"{head.label}-front.{fmt}", fmt)
     finally:
         painter.close()
+        fronts.close()
