@@ -15,7 +15,7 @@ from operators import ast_edits, legacy
 from operators.ast_edits import NotApplicable
 
 ROWS = "_rows"                                 # the row normaliser older programs define themselves
-PRELUDE_ROWS = {"causal_rows": True, "rows": False}  # the prelude's, by whether it masks causally
+PRELUDE_ROWS = frozenset({"causal_rows", "rows"})  # the prelude's row normalisers (causal, bidirectional)
 
 
 def rows_name(causal: bool) -> str:
@@ -227,20 +227,6 @@ def with_pattern(mix: Mix, pattern: str, w: float, power: float = 1.0) -> Mix:
     rest = scaled(mix, 1.0 - w) if mix.terms else []
     imports = dict(mix.imports, **{pattern: ("evo.prelude", pattern)})
     return Mix(imports, list(mix.defs), rest + [Term(w, pattern, power)])
-
-
-def with_helper(mix: Mix, helper: ast.FunctionDef, w: float, power: float = 1.0) -> Mix:
-    """Returns `(1 - w) * mix + w * helper(tokens) ** power`; a twin helper of the mix is reused."""
-    pattern = helper.name
-    existing = mix.def_named(pattern)
-    defs = list(mix.defs)
-    if existing is None:
-        defs.append(helper)
-    elif ast.dump(existing) != ast.dump(helper):
-        helper.name = ast_edits.fresh(pattern, mix.names() | {ast_edits.ENTRY})
-        defs.append(helper)
-    rest = scaled(mix, 1.0 - w) if mix.terms else []
-    return Mix(dict(mix.imports), defs, rest + [Term(w, helper.name, power)])
 
 
 def combined(terms: list[Term], digits: int | None = 3) -> list[Term]:

@@ -37,7 +37,7 @@ def build(source, out=None, replace_json=None, figures_dir=None, fmt: str = "png
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "figures").mkdir(parents=True)
     try:
-        _draw(hs, res.causal, tmp / "figures", "png", True, workers)
+        _draw(hs, res.causal, tmp / "figures", "png", False, workers)
         if curve:
             from evo.report import figures
             figures.progress_figure(curve, tmp / "figures" / "progress.png")
@@ -56,7 +56,7 @@ def build(source, out=None, replace_json=None, figures_dir=None, fmt: str = "png
         figures_dir = pathlib.Path(figures_dir)
         _check_out(figures_dir)
         figures_dir.mkdir(parents=True, exist_ok=True)
-        _draw(hs, res.causal, figures_dir, fmt, False, workers)
+        _draw(hs, res.causal, figures_dir, fmt, True, workers)
     return out / "index.html"
 
 
@@ -91,13 +91,13 @@ def _run_extras(res: results.Results):
     return data.progress(run_dir, len(res.heads)), data.llm_ledger(run_dir)
 
 
-def _draw(hs, causal: bool, out: pathlib.Path, fmt: str, with_front: bool, workers: int) -> None:
+def _draw(hs, causal: bool, out: pathlib.Path, fmt: str, paper: bool, workers: int) -> None:
     from joblib import Parallel, delayed
 
     from evo.report import figures
     chunks = [hs[i::max(1, workers)] for i in range(max(1, workers))]
     if workers <= 1 or len(hs) < 8:
-        figures.draw_heads(hs, causal, out, fmt, with_front)
+        figures.draw_heads(hs, causal, out, fmt, paper)
         return
     Parallel(n_jobs=workers, backend="loky")(
-        delayed(figures.draw_heads)(chunk, causal, out, fmt, with_front) for chunk in chunks if chunk)
+        delayed(figures.draw_heads)(chunk, causal, out, fmt, paper) for chunk in chunks if chunk)

@@ -30,7 +30,7 @@ def _pyplot():
 class HeadPainter:
     """Draws heads' heatmaps into one reused figure (building a figure per head costs most of the time)."""
 
-    def __init__(self, causal: bool, columns: int = 3):  # noqa: D107
+    def __init__(self, causal: bool, columns: int = 3):
         plt = _pyplot()
         self.causal = causal
         self.fig, self.axes = plt.subplots(2, columns, figsize=(2.35 * columns, 4.9), squeeze=False)
@@ -152,9 +152,9 @@ def _label(tok: str) -> str:
     return text if len(text) <= 10 else text[:9] + "…"
 
 
-def draw_heads(items: list, causal: bool, out: pathlib.Path, fmt: str, with_front: bool) -> None:
-    """Writes the figures for a chunk of heads (one worker's share): the report's, or with_front=False a paper's."""
-    if not with_front:
+def draw_heads(items: list, causal: bool, out: pathlib.Path, fmt: str, paper: bool) -> None:
+    """Writes the figures for a chunk of heads (one worker's share): the report's, or with `paper` a paper's."""
+    if paper:
         for head in items:
             paper_figure(head, causal, out / f"{head.label}.{fmt}", fmt)
         return
