@@ -17,7 +17,7 @@ from operators import account
 
 
 @dataclasses.dataclass(frozen=True)
-class Results:
+class Results(export.Picks):
     """A run's or an export's fronts, with what is needed to look at them."""
 
     source: pathlib.Path
@@ -29,18 +29,6 @@ class Results:
     sources: dict[str, str]   # program id -> source text
     info: dict                # corpus, split, budget spent, attention-set summary
     aset_path: pathlib.Path | None
-
-    def label(self, k: int) -> str:
-        """Returns head k's name, `L.H`."""
-        return f"L{self.heads[k][0]}.H{self.heads[k][1]}"
-
-    def best(self, k: int) -> export.Entry:
-        """Returns head k's highest-IoU entry (the shortest among ties)."""
-        return export.best_of(self.fronts[k])
-
-    def simplest(self, k: int) -> export.Entry:
-        """Returns head k's shortest entry within export.SIMPLEST_MARGIN of its best IoU."""
-        return export.simplest_of(self.fronts[k])
 
     def index(self, label: str) -> int:
         """Returns the index of the head named `L.H` (also `L5.H1`); a one-line error when there is none."""

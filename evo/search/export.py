@@ -38,17 +38,8 @@ class Entry:
     account: str = ""  # what the program does, in words (operators.account)
 
 
-@dataclasses.dataclass(frozen=True)
-class Fronts:
-    """A run's fronts: per head (layer, head), entries shortest first; sources by program id."""
-
-    model: str
-    heads: list[tuple[int, int]]
-    fronts: list[list[Entry]]
-    sources: dict[str, str]
-    records: dict[str, archive_mod.Record]
-    info: dict  # corpus, split, run, budget spent
-    llm_model: str | None = None  # the chat model the run's LLM operators used, if any
+class Picks:
+    """Per-head picks over `self.heads` and `self.fronts` (shared by export and evo.results)."""
 
     def best(self, k: int) -> Entry:
         """Returns head k's highest-IoU front entry (the shortest among ties)."""
@@ -62,6 +53,20 @@ class Fronts:
         """Returns head k's name, `L.H`."""
         layer, head = self.heads[k]
         return f"L{layer}.H{head}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Fronts(Picks):
+    """A run's fronts: per head (layer, head), entries shortest first; sources by program id."""
+
+    model: str
+    heads: list[tuple[int, int]]
+    fronts: list[list[Entry]]
+    sources: dict[str, str]
+    records: dict[str, archive_mod.Record]
+    info: dict  # corpus, split, run, budget spent
+    llm_model: str | None = None  # the chat model the run's LLM operators used, if any
+
 
 
 def best_of(front: list[Entry]) -> Entry:
