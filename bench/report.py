@@ -37,6 +37,24 @@ def random_tinyllama(out: pathlib.Path) -> pathlib.Path:
     return out
 
 
+def phases(run_dir: pathlib.Path, out: pathlib.Path, workers: int) -> None:
+    """Prints where the report's time goes: loading, the heads' data, the figures, the page."""
+    from evo import report, results
+    from evo.report import data, page
+    t0 = time.perf_counter()
+    res = results.load(run_dir)
+    t1 = time.perf_counter()
+    hs = data.heads(res)
+    t2 = time.perf_counter()
+    (out / "figures").mkdir(parents=True)
+    report._draw(hs, res.causal, out / "figures", "png", False, workers)
+    t3 = time.perf_counter()
+    html = page.render(res, hs, data.overview(res, hs), None, None, None)
+    t4 = time.perf_counter()
+    print(f"  phases: load {t1 - t0:.1f} s, heads' data {t2 - t1:.1f} s, figures {t3 - t2:.1f} s, "
+          f"page {t4 - t3:.1f} s ({len(html) / 2**20:.1f} MiB of HTML)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sentences", type=int, default=50)
@@ -60,6 +78,7 @@ def main() -> int:
         took = time.perf_counter() - t
         size = sum(p.stat().st_size for p in (work / "report").rglob("*")) / 2**20
         print(f"report of 704 heads: {took:.1f} s (budget 120 s), {size:.1f} MiB in the folder")
+        phases(work / "run", work / "phases", args.workers)
         try:
             from browser import page
             with page() as (pg, errors):

@@ -24,6 +24,7 @@ SCHEMA_VERSION = 1
 META_FILE = "meta.json"
 TENSOR_FILE = "attention.safetensors"
 _ALIGN = 8
+DERIVED_PREFIX = "derived-"   # arrays computed from the set and cached beside it (AttentionSet.derived)
 
 
 class AttentionSet:
@@ -61,6 +62,33 @@ class AttentionSet:
 
             self._handle = safe_open(str(self.path / TENSOR_FILE), framework="numpy")
         return self._handle.get_tensor(f"s{i}").astype(np.float32)
+
+    def derived(self, name: str, build) -> np.ndarray:
+        """Returns `build()`, an array computed from this set, memory-mapped read-only from a file beside it.
+
+        The file is written once (atomically, under a lock) and then shared by every process on
+        the machine that reads it, so workers hold one copy of large derived arrays between
+        them. Where the set's folder is not writable the array stays in this process's memory.
+        """
+        tensors = (self.path / TENSOR_FILE).stat()
+        stamp = f"{tensors.st_size:x}{tensors.st_mtime_ns:x}"[-12:]
+        file = self.path / f"{DERIVED_PREFIX}{name}-{stamp}.npy"
+        try:
+            return np.load(file, mmap_mode="r")
+        except (OSError, ValueError):
+            pass
+        from evo import files
+        try:
+            with files.locked(self.path / f".{file.name}.lock"):
+                try:
+                    return np.load(file, mmap_mode="r")
+                except (OSError, ValueError):
+                    pass   # not built yet, or a damaged file: build it (again)
+                with files.atomic(file, "wb") as f:
+                    np.save(f, np.ascontiguousarray(build()))
+            return np.load(file, mmap_mode="r")
+        except (OSError, UserError):
+            return np.ascontiguousarray(build())   # a read-only or full folder: keep it in memory
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)

@@ -1,12 +1,12 @@
-"""Evaluating many programs against an attention set, in parallel through joblib.
+"""Evaluating many programs against an attention set, in parallel on a pool of workers.
 
-Each joblib task takes a batch of programs, runs each in the sandbox (whose own child
+Each task takes a batch of programs, runs each in the sandbox (whose own child
 process executes the untrusted code) on the set's tokens, normalises the raw outputs and
 scores them against every head. Scoring happens in the worker, a trusted process that
 loads the attention set and its packed targets once and keeps them for later batches.
 
-With `backend="dask"` the tasks go to the running dask.distributed client's workers; the
-attention set's path must then be readable on every worker (a shared file system).
+The tasks run on an `evo.parallel.Pool` (loky processes here, or a Dask cluster); with Dask
+the attention set's path must be readable on every worker (a shared file system).
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ import math
 import pathlib
 import time
 
-import joblib
 import numpy as np
 
-from evo import fitness, program, sandbox
+from evo import fitness, parallel, program, sandbox
 from evo.errors import UserError
 
-BACKENDS = ("loky", "threading", "sequential", "dask")
-# Programs per joblib task at most: large enough to amortise dispatch, small enough to balance.
+BACKENDS = parallel.BACKENDS
+# Programs per task at most: large enough to amortise dispatch, small enough to balance.
 MAX_BATCH = 8
 
 
@@ -117,7 +116,7 @@ def evaluate_one(source: str, loaded: _Loaded, limits: sandbox.Limits) -> Evalua
 
 
 def _evaluate_batch(sources: list[str], aset_path: str, limits: sandbox.Limits) -> list[Evaluation]:
-    """Returns the evaluations of a batch of programs (runs inside a joblib worker)."""
+    """Returns the evaluations of a batch of programs (runs inside a worker)."""
     loaded = load_targets(aset_path)
     return [evaluate_one(s, loaded, limits) for s in sources]
 
@@ -130,42 +129,20 @@ def batches(n_items: int, workers: int) -> list[range]:
     return [range(i, min(i + size, n_items)) for i in range(0, n_items, size)]
 
 
-def _parallel_context(backend: str, workers: int):
-    """Returns the joblib configuration context for `backend`; UserError when unusable."""
-    if backend not in BACKENDS:
-        raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "dask":
-        try:
-            import distributed  # noqa: F401  (registers joblib's dask backend)
-        except ImportError:
-            raise UserError("backend 'dask' needs the distributed package: "
-                            "pip install 'headcode[dask]', then start a dask.distributed Client") from None
-        try:
-            distributed.get_client()
-        except ValueError:
-            raise UserError("backend 'dask' needs a running dask.distributed Client "
-                            "(create one with distributed.Client(address) before evaluating)") from None
-        return joblib.parallel_config(backend="dask")
-    if backend == "sequential" or workers == 1:
-        return joblib.parallel_config(backend="sequential")
-    return joblib.parallel_config(backend=backend, n_jobs=workers)
-
-
 def evaluate(sources: list[str], aset_path, limits: sandbox.Limits = sandbox.Limits(),
-             workers: int = 1, backend: str = "loky") -> list[Evaluation]:
-    """Returns one Evaluation per source, in input order, independent of `workers` and backend."""
-    if workers < 1:
-        raise UserError(f"workers must be at least 1, got {workers}")
+             workers: int = 1, backend: str = "loky", pool: parallel.Pool | None = None) -> list[Evaluation]:
+    """Returns one Evaluation per source, in input order, independent of `workers`, backend and pool.
+
+    With `pool` the work goes to its workers; otherwise a pool of `backend` and `workers` is
+    made for this call.
+    """
+    if pool is None:
+        with parallel.Pool(backend, workers) as made:
+            return evaluate(sources, aset_path, limits, pool=made)
     path = pathlib.Path(aset_path)
     if not path.exists():
         raise UserError(f"attention set {path} does not exist")
     sources = list(sources)
-    chunks = batches(len(sources), workers)
-    if not chunks:
-        return []
-    with _parallel_context(backend, workers):
-        jobs = (joblib.delayed(_evaluate_batch)([sources[i] for i in r], str(path), limits)
-                for r in chunks)
-        n_jobs = None if backend == "dask" else workers
-        results = joblib.Parallel(n_jobs=n_jobs)(jobs)
+    chunks = batches(len(sources), pool.size)
+    results = pool.starmap(_evaluate_batch, [([sources[i] for i in r], str(path), limits) for r in chunks])
     return [e for batch in results for e in batch]

@@ -142,11 +142,22 @@ class Targets:
 
     @classmethod
     def from_set(cls, aset, sentences: list[int] | None = None) -> "Targets":
-        """Returns targets for every head of an AttentionSet (optionally a subset of its sentences)."""
+        """Returns targets for every head of an AttentionSet (optionally a subset of its sentences).
+
+        The whole set's packed array is memory-mapped from a file beside the set, so the
+        processes of one machine share one copy.
+        """
         chosen = range(len(aset)) if sentences is None else sentences
         layout = Layout(tuple(len(aset.tokens[i]) for i in chosen), bool(aset.causal))
         if not layout.lengths:
             raise ValueError(f"attention set {aset.path} has no sentences")
+        if sentences is None:
+            return cls(aset.derived("targets", lambda: cls._packed(aset, chosen, layout)), layout, list(aset.heads))
+        return cls(cls._packed(aset, chosen, layout), layout, list(aset.heads))
+
+    @staticmethod
+    def _packed(aset, chosen, layout: Layout) -> np.ndarray:
+        """Returns the chosen sentences' attention packed row-wise, (K, E) float32."""
         packed = np.empty((len(aset.heads), int(layout.row_widths().sum())), np.float32)
         start = 0
         for i, n in zip(chosen, layout.lengths):
@@ -155,7 +166,7 @@ class Targets:
             rows, cols = layout.indices(n)
             packed[:, start:start + rows.size] = m[:, rows, cols]
             start += rows.size
-        return cls(packed, layout, list(aset.heads))
+        return packed
 
     def pack(self, matrices: list[np.ndarray]) -> np.ndarray:
         """Returns a program's normalised (n, n) outputs packed like the targets, (E,) float32."""

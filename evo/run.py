@@ -43,7 +43,8 @@ class RunConfig:
     settings: dict                    # evo.search.Settings as a dict
     operators: dict                   # operators.registry settings
     downstream_sentences: int = 0     # perplexity objective on this many sentences; 0: off
-    workers: int = 2                  # evaluation processes
+    workers: int = 2                  # worker processes (evaluation and the offline edits)
+    backend: str = "loky"             # where the workers run (evo.parallel.BACKENDS); a resume may change it
     time_limit: float = 2.0           # seconds per program per sentence
     seeds_dir: str | None = None      # starting programs
     from_export: str | None = None    # also started from this export's programs
@@ -82,7 +83,7 @@ class RunConfig:
 
 _TYPES = {"model": str, "corpus": (str, type(None)), "split": str, "sentence_tokens": int, "attention_set": dict,
           "captured": bool, "seed": int, "budgets": dict, "settings": dict, "operators": dict,
-          "downstream_sentences": int, "workers": int, "time_limit": (int, float), "seeds_dir": (str, type(None)),
+          "downstream_sentences": int, "workers": int, "backend": str, "time_limit": (int, float), "seeds_dir": (str, type(None)),
           "from_export": (str, type(None)), "created": str, "command": (list, tuple)}
 
 

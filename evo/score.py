@@ -8,7 +8,7 @@ import pathlib
 
 import numpy as np
 
-from evo import evaluate, files, program, sandbox
+from evo import evaluate, files, parallel, program, sandbox
 from evo.errors import UserError
 
 THRESHOLDS = (0.5, 0.7, 0.9)
@@ -70,11 +70,12 @@ def build_report(files: list[pathlib.Path], evaluations: list[evaluate.Evaluatio
 
 
 def score(paths: list[str], aset, limits: sandbox.Limits = sandbox.Limits(), workers: int = 1,
-          backend: str = "loky") -> dict:
+          backend: str = "loky", scheduler: str | None = None) -> dict:
     """Returns the report of every program under `paths` scored against the attention set `aset`."""
     files = collect(paths)
     sources = [program.read(f) for f in files]
-    evaluations = evaluate.evaluate(sources, aset.path, limits, workers=workers, backend=backend)
+    with parallel.Pool(backend, workers, scheduler) as pool:
+        evaluations = evaluate.evaluate(sources, aset.path, limits, pool=pool)
     return build_report(files, evaluations, aset)
 
 

@@ -39,7 +39,8 @@ class Sample:
         self.lengths = [len(t) for t in self.tokens]
         self.width = max(self.lengths)
         self.row_weight = np.concatenate([np.full(n, 1.0 / (n * len(picks))) for n in self.lengths])  # (R,)
-        self.targets = self.pack([aset.matrices(int(i)) for i in picks])  # (K, R, N)
+        self.targets = aset.derived(f"fit-sample-{len(picks)}",   # (K, R, N), shared by the workers
+                                    lambda: self.pack([aset.matrices(int(i)) for i in picks]))
 
     def pack(self, matrices: list[np.ndarray]) -> np.ndarray:
         """Returns per-sentence (..., n, n) matrices stacked row-wise, zero padded: (..., R, N)."""

@@ -14,19 +14,19 @@ from operators import base, symbolic
 KINDS = ("offline", "llm", "mixed")
 
 
-def build(settings: dict, aset_path: pathlib.Path | None) -> base.Operator:
-    """Returns the operator for a run's settings; the attention set is read only for its meta."""
+def build(settings: dict, aset_path: pathlib.Path | None, pool=None) -> base.Operator:
+    """Returns the operator for a run's settings; the offline edits run on `pool` (an evo.parallel.Pool) if given."""
     kind = settings.get("operators", "offline")
     if kind not in KINDS:
         raise UserError(f"unknown operators {kind!r}; choose one of {', '.join(KINDS)}")
-    offline = build_symbolic(settings.get("symbolic", {}), aset_path)
+    offline = build_symbolic(settings.get("symbolic", {}), aset_path, pool)
     if kind == "offline":
         return offline
     from operators import llm_setup
     return llm_setup.build(settings, aset_path, offline)
 
 
-def build_symbolic(options: dict, aset_path: pathlib.Path | None) -> symbolic.SymbolicOperator:
+def build_symbolic(options: dict, aset_path: pathlib.Path | None, pool=None) -> symbolic.SymbolicOperator:
     """Returns the offline operator; without an attention set it cannot fit weights."""
     fields = {f.name for f in dataclasses.fields(symbolic.Settings)}
     unknown = sorted(set(options) - fields)
@@ -36,7 +36,7 @@ def build_symbolic(options: dict, aset_path: pathlib.Path | None) -> symbolic.Sy
     if aset_path is not None:
         from evo import attention_set
         causal = attention_set.AttentionSet.load(aset_path).causal
-    return symbolic.SymbolicOperator(symbolic.Settings(**options), aset_path, causal)
+    return symbolic.SymbolicOperator(symbolic.Settings(**options), aset_path, causal, pool=pool)
 
 
 def add_arguments(parser) -> None:

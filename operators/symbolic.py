@@ -62,16 +62,33 @@ class SymbolicOperator(fit_edits.FitEdits, base.Operator):
     name = "symbolic"
 
     def __init__(self, settings: Settings = Settings(), aset_path: pathlib.Path | None = None,
-                 causal: bool = True, limits=None):
+                 causal: bool = True, limits=None, pool=None):
         self.settings = settings
         self.causal = causal
+        self.limits = limits
+        self.aset_path = str(aset_path) if aset_path else None
         self.fitter = fit.Fitter(aset_path, settings.fit_sentences, limits) if aset_path else None
+        self.pool = pool   # an evo.parallel.Pool: requests are varied on its workers
         self.counts: dict[str, int] = {}
         self.failures = 0
 
     def vary(self, requests: list[base.Request]) -> list[base.Child]:
-        """Returns one child per request, in order."""
-        return [self._child(r) for r in requests]
+        """Returns one child per request, in order (made on the pool's workers when there is one)."""
+        if self.pool is None or len(requests) < 2:
+            children = [self._child(r) for r in requests]
+        else:
+            from evo import evaluate
+            spec = (self.settings, self.aset_path, self.causal, self.limits)
+            chunks = evaluate.batches(len(requests), self.pool.size)
+            made = self.pool.starmap(_vary_batch, [(spec, [requests[i] for i in r]) for r in chunks])
+            children = [c for batch in made for c in batch]
+        for child in children:
+            if child.source is None:
+                self.failures += 1
+            else:
+                label = child.operator.removeprefix("symbolic.")
+                self.counts[label] = self.counts.get(label, 0) + 1
+        return children
 
     def stats(self) -> dict:
         """Returns how often each edit produced a child, and how many requests got none."""
@@ -109,9 +126,7 @@ class SymbolicOperator(fit_edits.FitEdits, base.Operator):
                 table.pop(edit)
                 continue
             label = meta.pop("label", edit)
-            self.counts[label] = self.counts.get(label, 0) + 1
             return base.Child(source, ids, f"symbolic.{label}", None, meta)
-        self.failures += 1
         return base.Child(None, ids, "symbolic", "; ".join(reasons) or "no symbolic edit enabled")
 
     def _apply(self, edit: str, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
@@ -180,6 +195,17 @@ class SymbolicOperator(fit_edits.FitEdits, base.Operator):
             raise NotApplicable(f"child would have {size} AST nodes, over the cap of {self.settings.max_length}")
         if program.normalise(source) in {program.normalise(p.source) for p in request.parents}:
             raise NotApplicable("child is the same as a parent")
+
+
+_WORKER: list = []   # in a worker process: [(spec, operator)], the operator last built there
+
+
+def _vary_batch(spec: tuple, requests: list[base.Request]) -> list[base.Child]:
+    """Returns the children of a batch of requests (runs in a worker; the operator is built once per process)."""
+    if not _WORKER or _WORKER[0][0] != spec:
+        settings, aset_path, causal, limits = spec
+        _WORKER[:] = [(spec, SymbolicOperator(settings, aset_path, causal, limits))]
+    return [_WORKER[0][1]._child(r) for r in requests]
 
 
 def _without_stale_docstrings(tree, parents: list[str]) -> str:

@@ -5,7 +5,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from evo import evaluate, fitness, program, sandbox
+from evo import evaluate, fitness, parallel, program, sandbox
 from evo.errors import UserError
 
 SEEDS = pathlib.Path(__file__).parent.parent / "seeds"
@@ -107,9 +107,11 @@ def test_bad_arguments_are_user_errors(tiny_attention_set, tmp_path):
         evaluate.evaluate([PREVIOUS], tiny_attention_set.path, workers=0)
 
 
-def test_dask_backend_without_a_client_is_a_clear_error(tiny_attention_set):
-    with pytest.raises(UserError, match="distributed"):
-        evaluate.evaluate([PREVIOUS], tiny_attention_set.path, backend="dask")
+def test_dask_scheduler_that_is_not_there_is_a_clear_error(tiny_attention_set):
+    pytest.importorskip("distributed")
+    with pytest.raises(UserError, match="could not reach the Dask scheduler at tcp://127.0.0.1:9"):
+        with parallel.Pool("dask", 1, "tcp://127.0.0.1:9", connect_timeout=1) as pool:
+            evaluate.evaluate([PREVIOUS], tiny_attention_set.path, pool=pool)
 
 
 def test_time_limit_failure_is_reported(tiny_attention_set):

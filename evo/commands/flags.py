@@ -31,3 +31,14 @@ class Deprecated(argparse.Action):
 def deprecated(parser, old: str, new: str, dest: str, kind=str) -> None:
     """Adds `old` as a hidden, deprecated spelling of the flag `new` (stored in `dest`)."""
     parser.add_argument(old, dest=dest, type=kind, action=Deprecated, new=new, default=argparse.SUPPRESS)
+
+
+def backend(parser, default: str | None = "loky") -> None:
+    """Adds --backend and --scheduler: where the worker processes run (evo.parallel)."""
+    shown = f" (default: {default})" if default else " (default: the run's)"
+    parser.add_argument("--backend", default=default, choices=("loky", "dask"),
+                        help="loky: processes on this machine; dask: a Dask cluster, a LocalCluster of "
+                             f"--workers processes when no scheduler is given{shown}")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="the Dask scheduler to use with --backend dask, e.g. tcp://10.0.0.5:8786 "
+                             "(default: $DASK_SCHEDULER_ADDRESS, else a LocalCluster)")

@@ -25,8 +25,7 @@ def register(sub) -> None:
     p.add_argument("--device", default="cpu", help="device for capturing (e.g. cuda)")
     p.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 8),
                    help="parallel evaluation processes (default: CPU count, at most 8)")
-    p.add_argument("--backend", default="loky", choices=("loky", "dask"),
-                   help="joblib backend; dask needs a running dask.distributed cluster")
+    flags.backend(p)
     p.add_argument("--time-limit", type=float, default=2.0, help="seconds per program per sentence")
     p.add_argument("--json", default=None, metavar="OUT", help="also write the report as JSON")
     flags.deprecated(p, "--max-tokens", "--sentence-tokens", "max_tokens", int)
@@ -61,7 +60,7 @@ def run(args) -> int:
         score.check_json_target(args.json)
     aset = _attention_set(args)
     report = score.score([str(f) for f in files], aset, sandbox.Limits(seconds=args.time_limit),
-                         workers=args.workers, backend=args.backend)
+                         workers=args.workers, backend=args.backend, scheduler=args.scheduler)
     report["split"] = None if args.attention_set or args.corpus else args.split
     score.render(report, Console())
     if args.json:

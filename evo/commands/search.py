@@ -11,7 +11,7 @@ import pathlib
 import signal
 import sys
 
-from evo import models, run
+from evo import models, parallel, run
 from evo.commands import flags
 from evo.errors import UserError
 
@@ -32,7 +32,9 @@ def register(sub) -> None:
                    help="score against this stored attention set instead of capturing one")
     p.add_argument("--run-dir", default=None, help="default: runs/<model>-<timestamp>")
     _budget_flags(p, max_programs=500)
-    p.add_argument("--workers", type=int, default=2, help="parallel evaluation processes")
+    p.add_argument("--workers", type=int, default=2,
+                   help="worker processes: they evaluate programs and make the offline operator's children")
+    flags.backend(p)
     p.add_argument("--device", default="cpu", help="torch device for the capture, e.g. cuda (default: cpu)")
     p.add_argument("--seed", type=int, default=7, help="seed of every random choice: same seed, same run")
     p.add_argument("--seeds-dir", default=None, help="starting programs (default: seeds/)")
@@ -55,7 +57,8 @@ def register(sub) -> None:
                                    "it continues to the run's budget.")
     r.add_argument("run", help="the run directory")
     _budget_flags(r, max_programs=None)
-    r.add_argument("--workers", type=int, default=None, help="parallel evaluation processes (default: the run's)")
+    r.add_argument("--workers", type=int, default=None, help="worker processes (default: the run's)")
+    flags.backend(r, default=None)
     r.add_argument("--device", default="cpu", help="torch device should the set be captured again, e.g. cuda")
     r.set_defaults(func=run_resume)
 
@@ -116,11 +119,12 @@ def run_search(args) -> int:
         attention_set=run.aset_info(aset), captured=not args.attention_set, seed=args.seed,
         budgets=dataclasses.asdict(budget), settings=dataclasses.asdict(settings),
         operators=_operator_settings(args), downstream_sentences=args.downstream_sentences,
-        workers=args.workers, time_limit=args.time_limit, seeds_dir=str(args.seeds_dir or DEFAULT_SEEDS),
+        workers=args.workers, backend=args.backend, time_limit=args.time_limit, seeds_dir=str(args.seeds_dir or DEFAULT_SEEDS),
         from_export=_absolute(args.from_export),
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(), command=tuple(sys.argv))
     run.save_config(run_dir, config)
-    return _drive(run_dir, config, budget, args.workers, programs, device=args.device)
+    pool = parallel.Pool(args.backend, args.workers, args.scheduler)
+    return _drive(run_dir, config, budget, pool, programs, device=args.device)
 
 
 def run_resume(args) -> int:
@@ -140,21 +144,27 @@ def run_resume(args) -> int:
         raise UserError(f"checkpoint in {run_dir} is corrupt (budgets: {err})") from None
     flags = {"max_programs": args.max_programs, "generations": args.generations, "max_hours": args.max_hours}
     budget = dataclasses.replace(old, **{k: v for k, v in flags.items() if v is not None})
-    return _drive(run_dir, config, budget, args.workers or config.workers, None, state, device=args.device)
+    pool = parallel.Pool(args.backend or config.backend, args.workers or config.workers, args.scheduler)
+    return _drive(run_dir, config, budget, pool, None, state, device=args.device)
 
 
-def _drive(run_dir, config, budget, workers, programs=None, state=None, device: str = "cpu") -> int:
-    """Builds the engine for a run, seeds or restores it, runs it; returns the exit status."""
+def _drive(run_dir, config, budget, pool, programs=None, state=None, device: str = "cpu") -> int:
+    """Builds the engine for a run, seeds or restores it, runs it on `pool`'s workers; returns the exit status."""
+    aset = run.attention_set(config, device)
+    with pool:
+        return _run_engine(run_dir, config, budget, pool, aset, programs, state, device)
+
+
+def _run_engine(run_dir, config, budget, pool, aset, programs, state, device) -> int:
     import numpy as np
 
     from evo import evaluate, sandbox, search
     from evo.search import progress
     from operators import registry
 
-    aset = run.attention_set(config, device)
     evaluator = functools.partial(evaluate.evaluate, aset_path=aset.path,
-                                  limits=sandbox.Limits(seconds=config.time_limit), workers=workers)
-    operator = registry.build(dict(config.operators, run_dir=str(run_dir)), aset.path)
+                                  limits=sandbox.Limits(seconds=config.time_limit), pool=pool)
+    operator = registry.build(dict(config.operators, run_dir=str(run_dir)), aset.path, pool)
     downstream = None
     if config.downstream_sentences:
         from evo import perplexity
