@@ -71,3 +71,9 @@ class Operator:
     def exhausted(self) -> str | None:
         """Returns why the operator can make nothing more (a spent LLM budget, say), or None."""
         return None
+
+    def report_to(self, message) -> None:
+        """Gives the operator `message(text)`, to show slow work as it finishes (an LLM call, say)."""
+
+    def known(self, keys) -> None:
+        """Tells the operator which programs (by `evo.program.key`) were evaluated already: a live view."""

@@ -37,7 +37,7 @@ def usd(amount: float) -> str:
     return f"${amount:,.2f}" if amount >= 1 else f"${amount:.2g}"
 
 
-_COUNTERS = ("calls", "programs", "parse_errors", "failed_calls", "retries",
+_COUNTERS = ("calls", "programs", "parse_errors", "failed_calls", "retries", "repeats",
              "prompt_tokens", "completion_tokens", "cost", "latency_s", "fallback_children")
 
 
@@ -45,14 +45,17 @@ class Ledger:
     """Thread-safe counters of LLM calls, tokens and cost, bounded by optional budgets."""
 
     def __init__(self, prices: tuple[float, float] | None, max_cost: float | None = None,
-                 max_tokens: int | None = None):
+                 max_tokens: int | None = None, max_calls: int | None = None):
         if max_cost is not None and prices is None:
             raise UserError("--max-cost needs a price for this model: give --llm-price-in and --llm-price-out")
         if max_cost is not None and max_cost <= 0:
             raise UserError(f"--max-cost must be positive, got {max_cost}")
         if max_tokens is not None and max_tokens <= 0:
-            raise UserError(f"--max-tokens must be positive, got {max_tokens}")
+            raise UserError(f"--max-llm-tokens must be positive, got {max_tokens}")
+        if max_calls is not None and max_calls <= 0:
+            raise UserError(f"--max-llm-calls must be positive, got {max_calls}")
         self.prices = prices
+        self.max_calls = max_calls
         self.max_cost = max_cost
         self.max_tokens = max_tokens
         self._lock = threading.Lock()
@@ -82,6 +85,11 @@ class Ledger:
             c[{"program": "programs", "parse_error": "parse_errors", "failed": "failed_calls"}[outcome]] += 1
         return cost
 
+    def record_repeat(self) -> None:
+        """Counts a reply whose program had been evaluated already."""
+        with self._lock:
+            self._counts["repeats"] += 1
+
     def record_fallback(self, n: int) -> None:
         """Counts children made by the offline fallback instead of the LLM."""
         with self._lock:
@@ -97,6 +105,9 @@ class Ledger:
         with self._lock:
             cost = self._counts["cost"]
             tokens = self._counts["prompt_tokens"] + self._counts["completion_tokens"]
+            calls = self._counts["calls"]
+        if self.max_calls is not None and calls >= self.max_calls:
+            return f"LLM call budget {self.max_calls:,} reached ({calls:,} calls made)"
         if self.max_cost is not None and cost >= self.max_cost:
             return f"LLM cost budget {usd(self.max_cost)} reached ({usd(cost)} spent)"
         if self.max_tokens is not None and tokens >= self.max_tokens:
@@ -110,7 +121,8 @@ class Ledger:
 
     def state_dict(self) -> dict:
         """Returns the counters and budgets as JSON-able data for a checkpoint."""
-        return {"counters": self.snapshot(), "max_cost": self.max_cost, "max_tokens": self.max_tokens}
+        return {"counters": self.snapshot(), "max_cost": self.max_cost, "max_tokens": self.max_tokens,
+                "max_calls": self.max_calls}
 
     def load_state_dict(self, state: dict) -> None:
         """Restores counters (unknown ones ignored) and the budgets they were bounded by."""
@@ -123,3 +135,5 @@ class Ledger:
             self.max_cost = state.get("max_cost")
         if self.max_tokens is None:
             self.max_tokens = state.get("max_tokens")
+        if self.max_calls is None:
+            self.max_calls = state.get("max_calls")

@@ -48,6 +48,15 @@ class Interleaved(base.Operator):
         """Restores the LLM's counters and budgets."""
         self.llm.load_state_dict(state)
 
+    def report_to(self, message) -> None:
+        """Lets the LLM show its calls as they finish."""
+        self.llm.report_to(message)
+
+    def known(self, keys) -> None:
+        """Passes the evaluated programs on to both operators."""
+        self.llm.known(keys)
+        self.offline.known(keys)
+
     def exhausted(self) -> str | None:
         """Returns why the LLM budget is spent (which stops the search, as with `llm`), or None."""
         return self.llm.exhausted()

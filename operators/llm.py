@@ -37,6 +37,8 @@ class LLMSettings:
     backoff: float = 2.0                 # seconds before the first retry, doubled each time
     max_cost: float | None = None        # USD; the search stops cleanly once reached
     max_tokens: int | None = None        # prompt + completion tokens; same
+    max_calls: int | None = None         # calls made; same (bounds an LLM that keeps repeating itself)
+    context: int | None = None           # the server's context window in tokens; None: ask it, else no trimming
     price_in: float | None = None        # USD per 1M prompt tokens (overrides the built-in table)
     price_out: float | None = None       # USD per 1M completion tokens
     temperature: float = 0.8
@@ -70,7 +72,7 @@ class LLMOperator(base.Operator):
         self.fallback = fallback
         self.templates = prompting.load_templates(settings.prompts_dir)
         self.ledger = budget.Ledger(budget.price(settings.model, settings.price_in, settings.price_out),
-                                    settings.max_cost, settings.max_tokens)
+                                    settings.max_cost, settings.max_tokens, settings.max_calls)
         self.client = client or llm_client.ChatClient(llm_client.ClientConfig(
             model=settings.model, base_url=settings.base_url, timeout=settings.timeout,
             retries=settings.retries, backoff=settings.backoff,
@@ -84,6 +86,10 @@ class LLMOperator(base.Operator):
         self._failures = 0                 # consecutive failed calls
         self._fallback_until = 0.0         # time.monotonic() until which the fallback is used
         self._fallback_reason: str | None = None
+        self._known = {}                   # program keys evaluated already (the engine's live view)
+        self._made: set[str] = set()       # program keys this operator's replies held
+        self._budget: int | None = None    # prompt tokens that fit the server's context; None: unknown
+        self.on_call = None                # called with one line per finished call (the progress display)
 
     # --- the Operator interface -------------------------------------------------
     def vary(self, requests: list[base.Request]) -> list[base.Child]:
@@ -127,6 +133,14 @@ class LLMOperator(base.Operator):
         """Returns why the LLM budget is spent, or None."""
         return self.ledger.exhausted()
 
+    def report_to(self, message) -> None:
+        """Shows one line per finished call through `message` (the search's progress display)."""
+        self.on_call = message
+
+    def known(self, keys) -> None:
+        """Keeps the engine's view of evaluated programs, to tell a repeated reply (see `_one`)."""
+        self._known = keys
+
     # --- one request ------------------------------------------------------------
     def _prepare(self) -> None:
         """Loads the attention sample and the system message once."""
@@ -138,22 +152,45 @@ class LLMOperator(base.Operator):
                     aset = attention_set.AttentionSet.load(self.aset_path)
                 self._probe = prompting.Probe(aset, self.prompt_config)
                 self._system = prompting.system_message(self.templates)
+                context = self.settings.context or self.client.context_window()
+                if context:   # room for a reply: a program is a few hundred tokens
+                    self._budget = context - min(self.settings.max_reply_tokens, max(1024, context // 4))
 
     def _one(self, request: base.Request) -> base.Child:
-        """Returns the child for one request: prompt, call, parse, account, log."""
+        """Returns the child for one request: prompt, call, parse, account, log.
+
+        A reply that repeats a program evaluated before is asked once more, hotter, with the
+        repeat shown as already tried; the repeat counts as a call (and toward --max-llm-calls).
+        """
         rng = np.random.default_rng([request.seed, 0x4C4C4D])
         form = "crossover" if request.kind == "crossover" else (
             "edit" if rng.random() < self.settings.edit_ratio else "rewrite")
         parents = tuple(p.id for p in request.parents)
-        spent = self.ledger.exhausted()
-        if spent is not None:
-            return base.Child(None, parents, f"llm.{form}", error=spent)
         with _AST_LOCK:  # CPython 3.11's parser is not thread-safe ("AST constructor recursion depth mismatch")
             if form == "crossover":
                 messages = prompting.crossover_messages(self.templates, self._system, self._probe, request, rng)
             else:
                 messages = prompting.mutation_messages(self.templates, self._system, self._probe, request, form, rng)
-        reply = self.client.chat(messages, self.settings.temperature, request.seed % 2**31)  # the calls overlap
+            messages = prompting.fit_context(messages, self._budget)
+        child, calls = None, []
+        for attempt, temperature in enumerate((self.settings.temperature, _hotter(self.settings.temperature))):
+            spent = self.ledger.exhausted()
+            if spent is not None:
+                break
+            child = self._call(request, form, messages, temperature, attempt)
+            calls.append(child.meta)
+            if child.source is None or not self._repeats(child.source):
+                break
+            self.ledger.record_repeat()
+            messages = prompting.already_tried(messages, child.source)
+        if child is None:
+            return base.Child(None, parents, f"llm.{form}", error=spent)
+        return dataclasses.replace(child, meta=_summed(calls))
+
+    def _call(self, request, form: str, messages: list[dict], temperature: float, attempt: int) -> base.Child:
+        """Returns the child of one call with `messages`: call, parse, tidy, count, log."""
+        seed = (request.seed + attempt) % 2**31
+        reply = self.client.chat(messages, temperature, seed)  # the calls overlap
         with _AST_LOCK:
             parsed = self._parse(reply, form, request)
             source = canonical.tidy(parsed.source, self._probe.causal) if parsed.source else None
@@ -163,10 +200,28 @@ class LLMOperator(base.Operator):
         self._note_outcome(reply)
         meta = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
                 "cost": cost, "latency": round(reply.latency, 3), "attempts": reply.attempts,
-                "model": self.settings.model}
+                "model": self.settings.model, "temperature": temperature}
         self._log(request, form, messages, reply, parsed, meta)
+        if self.on_call is not None:
+            self.on_call(self._call_line(request, form, reply, parsed, meta))
         error = reply.error if reply.text is None else parsed.error
-        return base.Child(source, parents, f"llm.{form}", error=error, meta=meta)
+        return base.Child(source, tuple(p.id for p in request.parents), f"llm.{form}", error=error, meta=meta)
+
+    def _repeats(self, source: str) -> bool:
+        """Returns whether the program was evaluated before or made earlier in this batch (and notes it)."""
+        key = program.key(source)
+        with self._lock:
+            seen = key in self._known or key in self._made
+            self._made.add(key)
+        return seen
+
+    def _call_line(self, request, form: str, reply, parsed, meta) -> str:
+        """Returns the one line shown for a finished call: who, how long, and what came of it."""
+        k, per = (request.heads[0] if request.heads else 0), self._probe.n_heads
+        what = (f"failed: {reply.error}" if reply.text is None else
+                "a program" if parsed.source else f"no program ({parsed.error})")
+        return (f"[{time.strftime('%H:%M:%S')}] LLM {form} for L{k // per}.H{k % per}: {meta['latency']:.1f} s, {reply.prompt_tokens} + "
+                f"{reply.completion_tokens} tokens, {what}")
 
     def _parse(self, reply: llm_client.Reply, form: str, request: base.Request) -> parse.Parsed:
         """Returns the program in a reply: an edit of the parent, or a whole new program."""
@@ -226,3 +281,17 @@ class LLMOperator(base.Operator):
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "a", encoding="utf-8") as f:
                 f.write(line)
+
+
+def _hotter(temperature: float) -> float:
+    """Returns the temperature for asking again after a repeated program."""
+    return round(min(max(temperature + 0.4, 0.7), 1.5), 2)
+
+
+def _summed(calls: list[dict]) -> dict:
+    """Returns the last call's meta with usage, cost and latency summed over all of a request's calls."""
+    out = dict(calls[-1], calls=len(calls))
+    for key in ("prompt_tokens", "completion_tokens", "cost", "latency"):
+        out[key] = sum(c[key] for c in calls)
+    out["latency"] = round(out["latency"], 3)
+    return out

@@ -112,6 +112,16 @@ class ChatClient:
             return f"cannot reach the LLM endpoint {self._client.base_url}: {_describe(err)}"
         return None
 
+    def context_window(self) -> int | None:
+        """Returns the server's context window in tokens when it says (llama.cpp's /props, vLLM's models), or None."""
+        base = str(self._client.base_url).rstrip("/")
+        root = base[:-3] if base.endswith("/v1") else base
+        for url in (f"{root}/props", f"{base}/models"):
+            found = _context_of(_get_json(url))
+            if found:
+                return found
+        return None
+
     def chat(self, messages: list[dict], temperature: float, seed: int) -> Reply:
         """Returns the reply to `messages`, after up to `retries` more attempts on transient errors."""
         jitter = random.Random(seed)
@@ -134,6 +144,36 @@ class ChatClient:
         summary = ", ".join(errors)
         return Reply(None, 0, 0, time.monotonic() - start, len(errors),
                      error=f"LLM call failed after {len(errors)} attempt(s): {summary}")
+
+
+def _get_json(url: str):
+    """Returns the JSON at `url` (a quick GET), or None when there is none."""
+    import json
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=5.0) as response:   # noqa: S310 - the user's own endpoint
+            return json.loads(response.read().decode("utf-8"))
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+_CONTEXT_KEYS = ("n_ctx", "max_model_len", "context_length", "context_window", "max_context_length")
+
+
+def _context_of(data) -> int | None:
+    """Returns the first context size found in a server's JSON (any depth), or None."""
+    if isinstance(data, dict):
+        for key in _CONTEXT_KEYS:
+            if isinstance(data.get(key), int) and data[key] > 0:
+                return int(data[key])
+        data = list(data.values())
+    if isinstance(data, list):
+        for item in data:
+            found = _context_of(item)
+            if found:
+                return found
+    return None
 
 
 def _reply(response, latency: float, attempts: int) -> Reply:

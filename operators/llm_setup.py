@@ -7,6 +7,7 @@ import pathlib
 from evo.errors import UserError
 from operators import base, interleave, llm, llm_client
 
+CALLS_PER_PROGRAM = 4   # the default --max-llm-calls per program of the search's budget
 # settings key -> (flag, type, default, help)
 FLAGS = {
     "llm_model": ("--llm-model", str, "gpt-4.1-mini", "chat model name at the endpoint"),
@@ -19,6 +20,12 @@ FLAGS = {
     "llm_retries": ("--llm-retries", int, 4, "retries per call on timeouts, 429 and 5xx (with backoff)"),
     "max_cost": ("--max-cost", float, None, "stop the search once the LLM calls cost this many USD"),
     "max_tokens": ("--max-llm-tokens", int, None, "stop the search once the LLM calls used this many tokens"),
+    "max_calls": ("--max-llm-calls", int, None,
+                  f"stop the search once this many LLM calls were made (default: {CALLS_PER_PROGRAM} per "
+                  "program of --max-programs, so an LLM that keeps repeating itself cannot run on)"),
+    "llm_context": ("--llm-context", int, None,
+                    "the server's context window in tokens; prompts are trimmed to fit it with room for the "
+                    "reply (default: asked of the server, else no trimming)"),
     "llm_price_in": ("--llm-price-in", float, None, "USD per 1M prompt tokens (default: built-in table)"),
     "llm_price_out": ("--llm-price-out", float, None, "USD per 1M completion tokens (default: built-in table)"),
     "llm_temperature": ("--llm-temperature", float, 0.8, "sampling temperature"),
@@ -42,6 +49,9 @@ def add_arguments(parser) -> None:
 def settings_from_args(args) -> dict:
     """Returns the LLM settings a run stores in its config.json (never the API key)."""
     settings = {key: getattr(args, key, default) for key, (_, _, default, _) in FLAGS.items()}
+    if settings["max_calls"] is None and getattr(args, "operators", "offline") != "offline" \
+            and getattr(args, "max_programs", None):
+        settings["max_calls"] = CALLS_PER_PROGRAM * args.max_programs
     if settings["prompts_dir"]:
         settings["prompts_dir"] = str(pathlib.Path(settings["prompts_dir"]).resolve())
     return settings
@@ -61,7 +71,7 @@ def llm_settings(settings: dict) -> llm.LLMSettings:
     return llm.LLMSettings(
         model=get("llm_model"), base_url=get("llm_base_url"), concurrency=get("llm_concurrency"),
         timeout=get("llm_timeout"), retries=get("llm_retries"), max_cost=get("max_cost"),
-        max_tokens=get("max_tokens"), price_in=get("llm_price_in"), price_out=get("llm_price_out"),
+        max_tokens=get("max_tokens"), max_calls=get("max_calls"), context=get("llm_context"), price_in=get("llm_price_in"), price_out=get("llm_price_out"),
         temperature=get("llm_temperature"), edit_ratio=get("llm_edit_ratio"),
         max_reply_tokens=get("llm_max_reply_tokens"), prompts_dir=get("prompts_dir"),
         run_dir=settings.get("run_dir"))

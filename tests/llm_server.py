@@ -56,6 +56,7 @@ class ScriptedServer:
         self.script = script
         self.requests: list[dict] = []     # every request body received, in arrival order
         self.usage: list[dict] = []        # the usage of every reply sent
+        self.props: dict | None = None     # what GET /props answers (llama.cpp's server); None: 404
         self._served = 0
         self._lock = threading.Lock()
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -110,6 +111,8 @@ def _handler(server: ScriptedServer):
         def do_GET(self):
             if self.path.rstrip("/").endswith("/models"):
                 self._json(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+            elif self.path.rstrip("/").endswith("/props") and server.props is not None:
+                self._json(200, server.props)
             else:
                 self._json(404, {"error": {"message": "not found"}})
 

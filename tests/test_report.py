@@ -22,7 +22,11 @@ def test_report_of_a_run_has_a_grid_cell_and_a_section_per_head(cli_run, capsys)
     assert len(re.findall(r'<a class="cell" href="#L\d+\.H\d+"', html)) == 4
     assert len(re.findall(r'<section class="head" id="L\d+\.H\d+"', html)) == 4
     for label in ("L0.H0", "L0.H1", "L1.H0", "L1.H1"):
-        assert (index.parent / "figures" / f"{label}.png").stat().st_size > 1000
+        for kind in ("best", "median", "worst"):
+            for who in ("head", "program"):
+                name = f"{label}-{kind}-{who}.png"
+                assert f'src="figures/{name}"' in html
+                assert (index.parent / "figures" / name).stat().st_size > 60
         assert (index.parent / "figures" / f"{label}-front.png").is_file()
     assert (index.parent / "figures" / "progress.png").is_file()
     assert 'class="highlight"' in html or "<span" in html  # Pygments marked the programs up
@@ -115,11 +119,28 @@ def test_report_of_a_real_search_opens_in_chromium(tmp_path):
         pg.locator('a.cell[href="#L5.H1"]').click()
         section = pg.locator('section[id="L5.H1"]')
         assert section.is_visible() and not pg.locator('section[id="L5.H2"]').is_visible()
-        pg.wait_for_function("() => { const i = document.querySelector('section[id=\"L5.H1\"] img.heatmaps');"
-                             " return i && i.complete && i.naturalWidth > 0; }", timeout=10000)
+        pg.wait_for_function("() => { const i = [...document.querySelectorAll('section[id=\"L5.H1\"] img.hm')];"
+                             " return i.length == 6 && i.every(x => x.complete && x.naturalWidth > 0); }",
+                             timeout=10000)
+        labels = section.locator(".ylab").first.inner_text().split("\n")
+        assert labels[0] == "<bos>" and len(labels) > 3   # the tokens label the rows
         png = pg.screenshot(path=str(shots / "report-head.png"))
         assert errors == []
     from PIL import Image
     import io
     pixels = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=float)
     assert pixels.std() > 10  # not blank
+
+
+def test_heatmap_has_a_pixel_per_cell_and_a_blank_masked_half(tmp_path):
+    from PIL import Image
+
+    from evo.report import figures
+    m = np.tril(np.ones((5, 5))) / np.arange(1, 6)[:, None]
+    figures.heatmap(m, True, tmp_path / "causal.png")
+    figures.heatmap(m, False, tmp_path / "full.png")
+    causal = np.asarray(Image.open(tmp_path / "causal.png"))
+    assert causal.shape == (5, 5, 4)
+    assert (causal[np.triu_indices(5, 1)][:, 3] == 0).all() and (causal[np.tril_indices(5)][:, 3] == 255).all()
+    assert causal[0, 0, :3].sum() < causal[4, 4, :3].sum()   # weight 1 darker than weight 0.2
+    assert (np.asarray(Image.open(tmp_path / "full.png"))[..., 3] == 255).all()

@@ -172,6 +172,7 @@ def _run_engine(run_dir, config, budget, pool, aset, programs, state, device) ->
         downstream = perplexity.HeadCost.build(config.model, sentences=config.downstream_sentences,
                                                corpus_path=config.corpus, device=device)
     with progress.Reporter() as reporter, _signals() as stop:
+        operator.report_to(reporter.message)
         engine = search.Search(run_dir, evaluator, operator, n_heads=len(aset.heads),
                                rng=np.random.default_rng(config.seed), attention_set=config.attention_set,
                                settings=_settings(config), budget=budget,

