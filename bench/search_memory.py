@@ -7,7 +7,7 @@ peak of the summed PSS (proportional set size: a page shared by several processe
 the memory-mapped targets, counts once in all) beside the summed RSS (which counts it in
 every process that maps it), against the 2 GiB budget.
 
-    python bench/search_memory.py [--sentences 200] [--programs 60] [--workers 2]
+    python bench/search_memory.py [--sentences 200] [--join 3] [--programs 60] [--workers 2]
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ def main() -> int:
     ap.add_argument("--sentences", type=int, default=200)
     ap.add_argument("--programs", type=int, default=60)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--join", type=int, default=3,
+                    help="built-in sentences joined into one (theirs are short; 3 make about 60 tokens)")
     args = ap.parse_args()
     from report import random_tinyllama
 
@@ -54,7 +56,9 @@ def main() -> int:
     work = pathlib.Path(tempfile.mkdtemp(prefix="bench-memory-"))
     try:
         model_dir = random_tinyllama(work / "tinyllama")
-        text = corpus.load(None, "search").sentences[: args.sentences]
+        pool = corpus.load(None, "search").sentences
+        text = [" ".join(pool[(i * args.join + j) % len(pool)] for j in range(args.join))
+                for i in range(args.sentences)]
         (work / "corpus.txt").write_text("\n".join(text) + "\n")
         t = time.perf_counter()
         aset = capture.ensure(model=str(model_dir), corpus_path=str(work / "corpus.txt"))

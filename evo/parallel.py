@@ -74,7 +74,7 @@ class Pool:
             return []
         if self.backend == "dask":
             return self._dask_map(function, arguments)
-        if self.backend == "sequential" or self.workers == 1 or len(arguments) == 1:
+        if self.backend == "sequential" or self.workers == 1:
             return [function(*a) for a in arguments]
         return joblib.Parallel(n_jobs=self.workers, backend=self.backend)(
             joblib.delayed(function)(*a) for a in arguments)

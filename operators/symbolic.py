@@ -74,7 +74,7 @@ class SymbolicOperator(fit_edits.FitEdits, base.Operator):
 
     def vary(self, requests: list[base.Request]) -> list[base.Child]:
         """Returns one child per request, in order (made on the pool's workers when there is one)."""
-        if self.pool is None or len(requests) < 2:
+        if self.pool is None or not requests:
             children = [self._child(r) for r in requests]
         else:
             from evo import evaluate
