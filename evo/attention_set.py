@@ -63,32 +63,36 @@ class AttentionSet:
             self._handle = safe_open(str(self.path / TENSOR_FILE), framework="numpy")
         return self._handle.get_tensor(f"s{i}").astype(np.float32)
 
-    def derived(self, name: str, build) -> np.ndarray:
-        """Returns `build()`, an array computed from this set, memory-mapped read-only from a file beside it.
+    def derived(self, name: str, shape: tuple, fill, dtype=np.float32) -> np.ndarray:
+        """Returns an array computed from this set, memory-mapped read-only from a file beside it.
 
-        The file is written once (atomically, under a lock) and then shared by every process on
-        the machine that reads it, so workers hold one copy of large derived arrays between
-        them. Where the set's folder is not writable the array stays in this process's memory.
+        `fill(out)` writes the array into `out` (shape, dtype) once: straight into the file
+        (a .npy written under a lock, then renamed into place), so even building it never
+        holds a private copy; afterwards every process on the machine that reads it shares
+        one copy. Where the set's folder is not writable the array is built in memory.
         """
         tensors = (self.path / TENSOR_FILE).stat()
         stamp = f"{tensors.st_size:x}{tensors.st_mtime_ns:x}"[-12:]
         file = self.path / f"{DERIVED_PREFIX}{name}-{stamp}.npy"
-        try:
-            return np.load(file, mmap_mode="r")
-        except (OSError, ValueError):
-            pass
+        found = _open_derived(file, shape, dtype)
+        if found is not None:
+            return found
         from evo import files
         try:
             with files.locked(self.path / f".{file.name}.lock"):
-                try:
-                    return np.load(file, mmap_mode="r")
-                except (OSError, ValueError):
-                    pass   # not built yet, or a damaged file: build it (again)
-                with files.atomic(file, "wb") as f:
-                    np.save(f, np.ascontiguousarray(build()))
-            return np.load(file, mmap_mode="r")
-        except (OSError, UserError):
-            return np.ascontiguousarray(build())   # a read-only or full folder: keep it in memory
+                found = _open_derived(file, shape, dtype)   # another process may have built it meanwhile
+                if found is None:
+                    tmp = file.with_name(f".{file.name}.tmp")
+                    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(shape))
+                    fill(out)
+                    out.flush()
+                    del out
+                    os.replace(tmp, file)
+            return _open_derived(file, shape, dtype)
+        except OSError:
+            out = np.empty(shape, dtype)   # a read-only or full folder: keep it in this process
+            fill(out)
+            return out
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -114,6 +118,15 @@ class AttentionSet:
             )
         _check_tensor_file(path, meta)
         return cls(path, meta)
+
+
+def _open_derived(file: pathlib.Path, shape: tuple, dtype) -> np.ndarray | None:
+    """Returns the derived array at `file` memory-mapped read-only, or None when absent or not as expected."""
+    try:
+        found = np.load(file, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    return found if found.shape == tuple(shape) and found.dtype == np.dtype(dtype) else None
 
 
 def _check_tensor_file(path: pathlib.Path, meta: dict) -> None:

@@ -151,22 +151,24 @@ class Targets:
         layout = Layout(tuple(len(aset.tokens[i]) for i in chosen), bool(aset.causal))
         if not layout.lengths:
             raise ValueError(f"attention set {aset.path} has no sentences")
+        shape = (len(aset.heads), int(layout.row_widths().sum()))
+        fill = lambda out: cls._pack_into(out, aset, chosen, layout)  # noqa: E731
         if sentences is None:
-            return cls(aset.derived("targets", lambda: cls._packed(aset, chosen, layout)), layout, list(aset.heads))
-        return cls(cls._packed(aset, chosen, layout), layout, list(aset.heads))
+            return cls(aset.derived("targets", shape, fill), layout, list(aset.heads))
+        packed = np.empty(shape, np.float32)
+        fill(packed)
+        return cls(packed, layout, list(aset.heads))
 
     @staticmethod
-    def _packed(aset, chosen, layout: Layout) -> np.ndarray:
-        """Returns the chosen sentences' attention packed row-wise, (K, E) float32."""
-        packed = np.empty((len(aset.heads), int(layout.row_widths().sum())), np.float32)
+    def _pack_into(out: np.ndarray, aset, chosen, layout: Layout) -> None:
+        """Writes the chosen sentences' attention packed row-wise into `out`, (K, E) float32."""
         start = 0
         for i, n in zip(chosen, layout.lengths):
             m = aset.matrices(i)   # (K, n, n)
             assert m.shape[-1] == n, f"sentence {i}: {m.shape} for {n} tokens"
             rows, cols = layout.indices(n)
-            packed[:, start:start + rows.size] = m[:, rows, cols]
+            out[:, start:start + rows.size] = m[:, rows, cols]
             start += rows.size
-        return packed
 
     def pack(self, matrices: list[np.ndarray]) -> np.ndarray:
         """Returns a program's normalised (n, n) outputs packed like the targets, (E,) float32."""

@@ -67,6 +67,11 @@ class Pool:
                 return self.workers
         return self.workers
 
+    @property
+    def local(self) -> bool:
+        """Returns whether tasks run in the calling thread (one worker, or the sequential backend)."""
+        return self.backend == "sequential" or (self.workers == 1 and self.backend != "dask")
+
     def starmap(self, function, arguments: list[tuple]) -> list:
         """Returns [function(*args) for args in arguments], run on the workers, in input order."""
         arguments = list(arguments)
@@ -74,7 +79,7 @@ class Pool:
             return []
         if self.backend == "dask":
             return self._dask_map(function, arguments)
-        if self.backend == "sequential" or self.workers == 1:
+        if self.local:
             return [function(*a) for a in arguments]
         return joblib.Parallel(n_jobs=self.workers, backend=self.backend)(
             joblib.delayed(function)(*a) for a in arguments)

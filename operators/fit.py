@@ -39,18 +39,24 @@ class Sample:
         self.lengths = [len(t) for t in self.tokens]
         self.width = max(self.lengths)
         self.row_weight = np.concatenate([np.full(n, 1.0 / (n * len(picks))) for n in self.lengths])  # (R,)
-        self.targets = aset.derived(f"fit-sample-{len(picks)}",   # (K, R, N), shared by the workers
-                                    lambda: self.pack([aset.matrices(int(i)) for i in picks]))
+        shape = (self.n_heads_total, int(sum(self.lengths)), self.width)
+        self.targets = aset.derived(f"fit-sample-{len(picks)}", shape,   # (K, R, N), shared by the workers
+                                    lambda out: self._pack_into(out, (aset.matrices(int(i)) for i in picks)))
 
     def pack(self, matrices: list[np.ndarray]) -> np.ndarray:
         """Returns per-sentence (..., n, n) matrices stacked row-wise, zero padded: (..., R, N)."""
         lead = matrices[0].shape[:-2]
-        out = np.zeros(lead + (int(sum(self.lengths)), self.width), dtype=np.float32)
+        out = np.empty(lead + (int(sum(self.lengths)), self.width), dtype=np.float32)
+        self._pack_into(out, matrices)
+        return out
+
+    def _pack_into(self, out: np.ndarray, matrices) -> None:
+        """Writes per-sentence (..., n, n) matrices into `out` stacked row-wise, zero padded."""
+        out[...] = 0.0
         r = 0
         for m, n in zip(matrices, self.lengths):
             out[..., r:r + n, :n] = m
             r += n
-        return out
 
 
 class Fitter:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import numpy as np
 
 from evo.errors import UserError
@@ -12,6 +14,7 @@ class Interleaved(base.Operator):
     """Sends a share `ratio` of requests to `llm` and the rest to `offline`; children keep request order.
 
     The choice is drawn from the request's own seed, so it does not depend on batch order.
+    The offline children are made (on the workers) while the LLM's calls are in flight.
     Budget and counters are the LLM's; requests left once it is spent go offline.
     """
 
@@ -32,8 +35,11 @@ class Interleaved(base.Operator):
         """Returns one child per request, in request order."""
         spent = self.llm.exhausted() is not None
         to_llm = [not spent and self._to_llm(r) for r in requests]
-        llm_children = iter(self.llm.vary([r for r, x in zip(requests, to_llm) if x]))
-        offline_children = iter(self.offline.vary([r for r, x in zip(requests, to_llm) if not x]))
+        offline = [r for r, x in zip(requests, to_llm) if not x]
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="offline") as side:
+            made_offline = side.submit(self.offline.vary, offline)   # on the workers while the LLM calls run
+            llm_children = iter(self.llm.vary([r for r, x in zip(requests, to_llm) if x]))
+            offline_children = iter(made_offline.result())
         return [next(llm_children) if x else next(offline_children) for x in to_llm]
 
     def stats(self) -> dict:

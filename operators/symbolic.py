@@ -74,8 +74,9 @@ class SymbolicOperator(fit_edits.FitEdits, base.Operator):
 
     def vary(self, requests: list[base.Request]) -> list[base.Child]:
         """Returns one child per request, in order (made on the pool's workers when there is one)."""
-        if self.pool is None or not requests:
-            children = [self._child(r) for r in requests]
+        if self.pool is None or self.pool.local:
+            with program.AST_LOCK:   # here, in this thread: LLM threads may be parsing too (mixed)
+                children = [self._child(r) for r in requests]
         else:
             from evo import evaluate
             spec = (self.settings, self.aset_path, self.causal, self.limits)

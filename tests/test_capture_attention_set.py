@@ -112,3 +112,35 @@ def test_shared_fixture_has_the_documented_heads(tiny_attention_set):
     assert m.shape == (4, 5, 5)
     assert m[0, 3, 2] == 1 and m[1, 4, 0] == 1 and m[2, 4, 4] == 1
     np.testing.assert_allclose(m[3, 3, :4], 0.25, atol=1e-3)
+
+
+def test_derived_arrays_are_written_once_beside_the_set_and_memory_mapped(tmp_path):
+    from conftest import make_tiny_attention_set
+    aset = make_tiny_attention_set(tmp_path)
+    calls = []
+
+    def fill(out):
+        calls.append(1)
+        out[...] = np.arange(out.size, dtype=np.float32).reshape(out.shape)
+
+    first = aset.derived("counting", (3, 4), fill)
+    again = attention_set.AttentionSet.load(aset.path).derived("counting", (3, 4), fill)
+    assert calls == [1] and isinstance(again, np.memmap) and not again.flags.writeable
+    assert (again == first).all() and again[2, 3] == 11
+    assert len(list(aset.path.glob("derived-counting-*.npy"))) == 1
+    assert aset.derived("counting", (2, 2), fill).shape == (2, 2) and calls == [1, 1]   # another shape: rebuilt
+
+
+def test_derived_arrays_stay_in_memory_where_the_set_is_read_only(tmp_path, monkeypatch):
+    from conftest import make_tiny_attention_set
+
+    from evo import files
+    aset = make_tiny_attention_set(tmp_path)
+
+    def refused(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(files, "locked", refused)
+    got = aset.derived("ro", (2,), lambda out: out.fill(7.0))
+    assert not isinstance(got, np.memmap) and (got == 7.0).all()
+    assert not list(aset.path.glob("derived-ro-*"))
