@@ -72,6 +72,9 @@ class Operator:
         """Returns why the operator can make nothing more (a spent LLM budget, say), or None."""
         return None
 
+    def outcomes(self, children: list[Child], improved: list[bool]) -> None:
+        """Tells the operator which of its evaluated children raised some head's best IoU."""
+
     def report_to(self, message) -> None:
         """Gives the operator `message(text)`, to show slow work as it finishes (an LLM call, say)."""
 

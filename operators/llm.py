@@ -25,6 +25,9 @@ log = logging.getLogger("headcode.llm")
 LOG_NAME = run.LLM_CALLS
 _AST_LOCK = program.AST_LOCK  # parsing, sandbox checks and prompt building: one thread at a time
 STATE_VERSION = 1
+# A whole-program reply ends where its code block does: what small models add after it (an
+# explanation, usage examples, the parents again) costs generation time and is never used.
+STOP_AFTER_CODE = ["```\n\n", "```\n*", "```\nThis"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,7 +193,8 @@ class LLMOperator(base.Operator):
     def _call(self, request, form: str, messages: list[dict], temperature: float, attempt: int) -> base.Child:
         """Returns the child of one call with `messages`: call, parse, tidy, count, log."""
         seed = (request.seed + attempt) % 2**31
-        reply = self.client.chat(messages, temperature, seed)  # the calls overlap
+        stop = None if form == "edit" else STOP_AFTER_CODE   # a whole program: the reply ends with its block
+        reply = self.client.chat(messages, temperature, seed, stop)  # the calls overlap
         with _AST_LOCK:
             parsed = self._parse(reply, form, request)
             source = canonical.tidy(parsed.source, self._probe.causal) if parsed.source else None

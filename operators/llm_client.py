@@ -122,8 +122,11 @@ class ChatClient:
                 return found
         return None
 
-    def chat(self, messages: list[dict], temperature: float, seed: int) -> Reply:
-        """Returns the reply to `messages`, after up to `retries` more attempts on transient errors."""
+    def chat(self, messages: list[dict], temperature: float, seed: int, stop: list[str] | None = None) -> Reply:
+        """Returns the reply to `messages`, after up to `retries` more attempts on transient errors.
+
+        `stop`: strings at which the server ends the reply (at most 4), e.g. after a code block.
+        """
         jitter = random.Random(seed)
         start = time.monotonic()
         errors: list[str] = []
@@ -131,7 +134,7 @@ class ChatClient:
             try:
                 response = self._client.chat.completions.create(
                     model=self.config.model, messages=messages, temperature=temperature,
-                    seed=seed, max_tokens=self.config.max_reply_tokens)
+                    seed=seed, max_tokens=self.config.max_reply_tokens, **({"stop": stop} if stop else {}))
             except openai.APIError as err:
                 errors.append(_describe(err))
                 if not _retryable(err) or attempt == self.config.retries:

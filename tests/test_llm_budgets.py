@@ -86,3 +86,11 @@ def test_each_finished_call_is_reported_as_it_completes(tmp_path, tiny_attention
         op.vary([mutate(1), mutate(2)])
     assert len(lines) == 2 and all("LLM rewrite for L0.H0" in line for line in lines)
     assert "a program" in lines[0] and "no program" in lines[1]
+
+
+def test_whole_program_replies_stop_after_their_code_block_and_edits_do_not(tmp_path, tiny_attention_set):
+    with ScriptedServer([Reply(fenced(PREVIOUS))]) as server:
+        operator(server, tmp_path, tiny_attention_set).vary([mutate(1)])
+        operator(server, tmp_path, tiny_attention_set, edit_ratio=1.0).vary([mutate(2)])
+    rewrite, edit = server.requests
+    assert "```\n\n" in rewrite["stop"] and "stop" not in edit

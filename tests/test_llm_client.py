@@ -124,3 +124,28 @@ def test_mixed_goes_offline_once_llm_budget_is_spent():
     assert mixed.exhausted() == "LLM token budget 10 reached"
     with pytest.raises(UserError):
         interleave.Interleaved(llm, Tagged("off"), ratio=1.5)
+
+
+def _children(maker, n):
+    return [base.Child("src", (), f"{maker}.x") for _ in range(n)]
+
+
+def test_a_useless_llm_loses_its_share_and_a_helpful_one_keeps_it():
+    mixed = interleave.Interleaved(Tagged("llm"), Tagged("off"), ratio=0.5)
+    assert mixed.share == 0.5
+    mixed.outcomes(_children("llm", 20) + _children("symbolic", 20),
+                   [True] * 2 + [False] * 18 + [True] * 10 + [False] * 10)
+    assert mixed.share == pytest.approx(0.5 * (3 / 22) / (11 / 22))   # 0.136
+    llm_now = sum(c.operator == "llm" for c in mixed.vary(requests(400)))
+    assert 30 < llm_now < 80
+    mixed.outcomes(_children("llm", 80), [False] * 80)
+    assert mixed.share == 0.5 * interleave.MIN_SHARE                  # never below a tenth of the ratio
+    helpful = interleave.Interleaved(Tagged("llm"), Tagged("off"), ratio=0.5)
+    helpful.outcomes(_children("llm", 20) + _children("symbolic", 20), [True] * 10 + [False] * 10 + [True] * 5 + [False] * 15)
+    assert helpful.share == 0.5
+    again = interleave.Interleaved(Tagged("llm"), Tagged("off"), ratio=0.5)
+    again.llm.state_dict = lambda: {}
+    again.llm.load_state_dict = lambda state: None
+    mixed.llm.state_dict = lambda: {}
+    again.load_state_dict(mixed.state_dict())                     # the record survives a resume
+    assert again.share == mixed.share

@@ -125,7 +125,9 @@ class Search:
             self._finish_cascade()
             self.heads.aimed(requests)
             self.generation += 1
+            before = self.best
             self._add(fresh, results, targets)
+            self.operator.outcomes(fresh, [bool(r.ok and (r.iou > before + 1e-6).any()) for r in results])
             self.stall = 0 if fresh else self.stall + 1
             self._commit()
             self._start_cascade()
