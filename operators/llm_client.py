@@ -108,6 +108,8 @@ class ChatClient:
             return f"the endpoint {self._client.base_url} refused the API key (HTTP 401)"
         except openai.APIStatusError:
             return None  # it answered: the route may just not exist on a local server
+        except openai.APITimeoutError:
+            return None  # something listens but is busy (a one-slot local server mid-generation)
         except openai.APIConnectionError as err:
             return f"cannot reach the LLM endpoint {self._client.base_url}: {_describe(err)}"
         return None
