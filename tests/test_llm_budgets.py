@@ -6,32 +6,25 @@ from evo import cli, program
 from operators import prompting
 from tests.llm_server import Reply, ScriptedServer
 from tests.test_llm_operator import PREVIOUS, fenced, mutate, operator
-from tests.test_llm_search import SEEDS
-
-
-def _seeds(tmp_path):
-    folder = tmp_path / "seeds"
-    folder.mkdir()
-    for name, source in SEEDS.items():
-        (folder / f"{name}.py").write_text(source)
-    return folder
+from tests.test_llm_search import seeds_dir  # noqa: F401  (the fixture)
 
 
 def _search(server, aset, tmp_path, *extra):
-    return cli.main(["search", "--attention-set", str(aset.path), "--seeds-dir", str(_seeds(tmp_path)),
+    return cli.main(["search", "--attention-set", str(aset.path), "--seeds-dir", str(tmp_path / "seeds"),
                      "--run-dir", str(tmp_path / "run"), "--workers", "1", "--requests-per-generation", "4",
                      "--operators", "llm", "--llm-base-url", server.base_url, "--llm-model", "gpt-4.1-mini",
                      "--llm-timeout", "5", *extra])
 
 
-def test_an_llm_that_keeps_repeating_itself_is_stopped_by_the_call_budget(tmp_path, tiny_attention_set, capsys):
+def test_an_llm_that_keeps_repeating_itself_is_stopped_by_the_call_budget(tmp_path, tiny_attention_set, seeds_dir,
+                                                                          capsys):
     with ScriptedServer([Reply(fenced(PREVIOUS))]) as server:
         assert _search(server, tiny_attention_set, tmp_path, "--max-programs", "60", "--max-llm-calls", "20") == 0
     assert server.total_usage()["calls"] <= 20 + 4   # at most one call per thread past the budget
     assert "LLM call budget 20 reached" in capsys.readouterr().out
 
 
-def test_the_default_call_budget_is_four_calls_per_program(tmp_path, tiny_attention_set):
+def test_the_default_call_budget_is_four_calls_per_program(tmp_path, tiny_attention_set, seeds_dir):
     with ScriptedServer([Reply(fenced(PREVIOUS))]) as server:
         assert _search(server, tiny_attention_set, tmp_path, "--max-programs", "10") == 0
     config = json.loads((tmp_path / "run" / "config.json").read_text())
