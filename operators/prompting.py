@@ -257,7 +257,7 @@ def system_message(templates) -> str:
 
 # ---- fitting a prompt to the server's context window -----------------------------------------
 
-CHARS_PER_TOKEN = 3.2   # a cautious estimate for prompts of code, quoted tokens and numbers
+CHARS_PER_TOKEN = 2.7   # measured: Qwen2.5-Coder counts 2,503 tokens where 3.2 chars a token said 2,048
 
 
 def estimate_tokens(messages: list[dict]) -> int:

@@ -49,13 +49,13 @@ def test_a_repeated_reply_is_asked_again_hotter_with_the_program_shown_as_tried(
 
 def test_prompts_are_trimmed_to_the_context_the_server_reports(tmp_path, tiny_attention_set):
     with ScriptedServer([Reply(fenced(PREVIOUS))]) as server:
-        server.props = {"default_generation_settings": {"n_ctx": 2600}, "total_slots": 1}
+        server.props = {"default_generation_settings": {"n_ctx": 3200}, "total_slots": 1}
         op = operator(server, tmp_path, tiny_attention_set)
         op.vary([mutate(1)])
         untrimmed = operator(server, tmp_path, tiny_attention_set, context=100_000)
         untrimmed.vary([mutate(2)])
     small, large = server.requests
-    assert prompting.estimate_tokens(small["messages"]) <= 2600 - 1024 < prompting.estimate_tokens(large["messages"])
+    assert prompting.estimate_tokens(small["messages"]) <= 3200 - 1024 < prompting.estimate_tokens(large["messages"])
     assert "def attention(tokens):" in small["messages"][-1]["content"]   # the parent itself is never cut
 
 
