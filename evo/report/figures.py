@@ -94,7 +94,9 @@ class FrontPainter:
         else:
             ax.scatter(xs, ys, s=16, zorder=3, color="tab:blue")
         ax.step(xs, ys, where="post", color="grey", linewidth=0.6, zorder=2)
-        for e, name in ((head.simplest, "simplest"), (head.best, "best")):
+        picks = ((head.best, "best = simplest"),) if head.best.program == head.simplest.program else (
+            (head.simplest, "simplest"), (head.best, "best"))
+        for e, name in picks:
             ax.annotate(name, (e.length, e.iou), fontsize=6, xytext=(3, -8), textcoords="offset points")
         ax.set_xlabel("length (AST nodes)" + (" · perplexity +% where measured" if any(
             c is not None for c in costs) else ""), fontsize=7)
