@@ -224,8 +224,8 @@ class LLMOperator(base.Operator):
         k, per = (request.heads[0] if request.heads else 0), self._probe.n_heads
         what = (f"failed: {reply.error}" if reply.text is None else
                 "a program" if parsed.source else f"no program ({parsed.error})")
-        return (f"[{time.strftime('%H:%M:%S')}] LLM {form} for L{k // per}.H{k % per}: {meta['latency']:.1f} s, {reply.prompt_tokens} + "
-                f"{reply.completion_tokens} tokens, {what}")
+        return (f"[{time.strftime('%H:%M:%S')}] LLM {form} for L{k // per}.H{k % per}: {meta['latency']:.1f} s, "
+                f"{reply.prompt_tokens} + {reply.completion_tokens} tokens, {what}")
 
     def _parse(self, reply: llm_client.Reply, form: str, request: base.Request) -> parse.Parsed:
         """Returns the program in a reply: an edit of the parent, or a whole new program."""
