@@ -62,8 +62,8 @@ class Pool:
         """Returns how many tasks run at once (a cluster's worker threads when connected)."""
         if self._client is not None:
             try:
-                return max(1, sum(w.get("nthreads", 1) for w in self._client.scheduler_info()["workers"].values()))
-            except (OSError, KeyError, TypeError):
+                return max(1, sum(self._client.nthreads().values()))
+            except (OSError, TypeError, TimeoutError):
                 return self.workers
         return self.workers
 
