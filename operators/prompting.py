@@ -17,7 +17,7 @@ FIELDS = {
     "system": {"contract", "prelude"},
     "contract": set(),
     "rewrite": {"target", "head_view", "parent", "parent_iou", "parent_length", "failures"},
-    "edit": {"target", "head_view", "parent", "parent_iou", "parent_length", "failures"},
+    "edit": {"target", "head_view", "parent", "parent_iou", "parent_length", "failures", "example_line"},
     "crossover": {"target", "head_view", "a_source", "a_iou", "a_length",
                   "b_source", "b_iou", "b_length", "comparison"},
 }
@@ -212,8 +212,15 @@ def mutation_messages(templates, system: str, probe: Probe, request, form: str,
         target=target_text(probe, k, request.heads, request.parents),
         head_view=views_text(probe, head, _picks(rng, probe.config.show_sentences, len(head), order)),
         parent=parent.source.rstrip(), parent_iou=f"{parent.iou[k]:.3f}", parent_length=parent.length,
-        failures=failures_text(probe, head, outputs, error, rows))
+        failures=failures_text(probe, head, outputs, error, rows), example_line=_example_line(parent.source))
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def _example_line(source: str) -> str:
+    """Returns a line of the program to show an edit block with: its last `return`, else its last line."""
+    lines = [line for line in source.rstrip().split("\n") if line.strip()]
+    returns = [line for line in lines if line.strip().startswith("return ")]
+    return (returns or lines or ["    return out"])[-1]
 
 
 def comparison_text(probe: Probe, head, out_a, out_b, err_a, err_b) -> str:

@@ -87,3 +87,10 @@ def test_whole_program_replies_stop_after_their_code_block_and_edits_do_not(tmp_
         operator(server, tmp_path, tiny_attention_set, edit_ratio=1.0).vary([mutate(2)])
     rewrite, edit = server.requests
     assert "```\n\n" in rewrite["stop"] and "stop" not in edit
+
+
+def test_the_edit_prompt_shows_a_line_of_the_parent_itself_as_its_example(tmp_path, tiny_attention_set):
+    with ScriptedServer([Reply(fenced(PREVIOUS))]) as server:
+        operator(server, tmp_path, tiny_attention_set, edit_ratio=1.0).vary([mutate(2)])
+    prompt = server.requests[0]["messages"][-1]["content"]
+    assert "<<<<<<< SEARCH\n    return out\n=======" in prompt   # PREVIOUS ends with `return out`
