@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import json
-import logging
 import pathlib
 import threading
 import time
@@ -19,9 +17,8 @@ import time
 import numpy as np
 
 from evo import program, run
-from operators import base, budget, canonical, llm_client, parse, prompting
+from operators import base, budget, canonical, llm_calls, llm_client, parse, prompting
 
-log = logging.getLogger("headcode.llm")
 LOG_NAME = run.LLM_CALLS
 _AST_LOCK = program.AST_LOCK  # parsing, sandbox checks and prompt building: one thread at a time
 STATE_VERSION = 1
@@ -85,10 +82,8 @@ class LLMOperator(base.Operator):
         self._probe: prompting.Probe | None = None
         self._system: str | None = None
         self._lock = threading.Lock()
-        self._log_lock = threading.Lock()
-        self._failures = 0                 # consecutive failed calls
-        self._fallback_until = 0.0         # time.monotonic() until which the fallback is used
-        self._fallback_reason: str | None = None
+        self.calls = llm_calls.CallLog(pathlib.Path(settings.run_dir) / LOG_NAME if settings.run_dir else None)
+        self.fallback_timer = llm_calls.Fallback(settings.fallback_after, settings.fallback_seconds)
         self._known = {}                   # program keys evaluated already (the engine's live view)
         self._made: set[str] = set()       # program keys this operator's replies held
         self._budget: int | None = None    # prompt tokens that fit the server's context; None: unknown
@@ -99,7 +94,7 @@ class LLMOperator(base.Operator):
         """Returns one child per request, in request order, with calls running concurrently."""
         if not requests:
             return []
-        reason = self._fallback_active()
+        reason = self.fallback_timer.active()
         if reason is not None and self.fallback is not None:
             return self._from_fallback(requests, reason)
         self._prepare()
@@ -114,7 +109,7 @@ class LLMOperator(base.Operator):
         shown["tokens"] = counts["prompt_tokens"] + counts["completion_tokens"]
         shown["cost"] = round(counts["cost"], 4)
         shown["fallback_children"] = counts["fallback_children"]
-        reason = self._fallback_active()
+        reason = self.fallback_timer.active()
         if reason is not None:
             shown["fallback"] = reason
         return shown
@@ -201,11 +196,11 @@ class LLMOperator(base.Operator):
         outcome = "failed" if reply.text is None else ("program" if parsed.source else "parse_error")
         cost = self.ledger.record_call(reply.prompt_tokens, reply.completion_tokens, reply.latency,
                                        max(reply.attempts - 1, 0), outcome)
-        self._note_outcome(reply)
+        self.fallback_timer.note(reply.error if reply.text is None else None)
         meta = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
                 "cost": cost, "latency": round(reply.latency, 3), "attempts": reply.attempts,
                 "model": self.settings.model, "temperature": temperature}
-        self._log(request, form, messages, reply, parsed, meta)
+        self.calls.write(request, form, messages, reply, parsed, meta)
         if self.on_call is not None:
             self.on_call(self._call_line(request, form, reply, parsed, meta))
         error = reply.error if reply.text is None else parsed.error
@@ -238,53 +233,11 @@ class LLMOperator(base.Operator):
             return parse.Parsed(None, f"{parsed.error} (reply cut at max tokens)")
         return parsed
 
-    # --- failures and the offline fallback ----------------------------------------
-    def _note_outcome(self, reply: llm_client.Reply) -> None:
-        """Counts consecutive failed calls and switches to the fallback after too many."""
-        with self._lock:
-            if reply.text is not None:
-                self._failures = 0
-                return
-            self._failures += 1
-            if self._failures < self.settings.fallback_after:
-                return
-            self._failures = 0
-            self._fallback_until = time.monotonic() + self.settings.fallback_seconds
-            self._fallback_reason = (f"{self.settings.fallback_after} LLM calls failed in a row "
-                                     f"(last: {reply.error}); offline operators for "
-                                     f"{self.settings.fallback_seconds:.0f} s")
-        log.warning("%s", self._fallback_reason)
-
-    def _fallback_active(self) -> str | None:
-        """Returns why the fallback is in use now, or None."""
-        with self._lock:
-            if time.monotonic() < self._fallback_until:
-                return self._fallback_reason
-            return None
-
     def _from_fallback(self, requests: list[base.Request], reason: str) -> list[base.Child]:
         """Returns the offline fallback's children, marked as made in the LLM's place."""
         children = self.fallback.vary(requests)
         self.ledger.record_fallback(len(children))
         return [dataclasses.replace(c, meta={**c.meta, "llm_fallback": reason}) for c in children]
-
-    # --- the call log -------------------------------------------------------------
-    def _log(self, request, form, messages, reply, parsed, meta) -> None:
-        """Appends one call to llm_calls.jsonl in the run directory."""
-        if self.settings.run_dir is None:
-            return
-        record = {"time": time.time(), "seed": request.seed, "kind": request.kind, "form": form,
-                  "parents": [p.id for p in request.parents], "heads": list(request.heads),
-                  "messages": messages, "reply": reply.text, "finish_reason": reply.finish_reason,
-                  "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens},
-                  **{k: meta[k] for k in ("cost", "latency", "attempts", "model")},
-                  "error": reply.error, "program": parsed.source, "parse_error": parsed.error if reply.text else None}
-        path = pathlib.Path(self.settings.run_dir) / LOG_NAME
-        line = json.dumps(record, ensure_ascii=False) + "\n"
-        with self._log_lock:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as f:
-                f.write(line)
 
 
 def _hotter(temperature: float) -> float:
