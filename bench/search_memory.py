@@ -23,23 +23,27 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 
-def tree_memory(pid: int) -> tuple[float, float, int]:
-    """Returns (summed PSS, summed RSS) in GiB and the process count of `pid` and its descendants."""
+def tree_memory(pid: int) -> tuple[float, float, list]:
+    """Returns (summed PSS, summed RSS) in GiB of `pid` and its descendants, and (role, PSS GiB) per process."""
     import psutil
     try:
         root = psutil.Process(pid)
         procs = [root] + root.children(recursive=True)
     except psutil.NoSuchProcess:
-        return 0.0, 0.0, 0
+        return 0.0, 0.0, []
     pss = rss = 0
+    each = []
     for p in procs:
         try:
             full = p.memory_full_info()
-            pss += full.pss
-            rss += full.rss
+            cmd = " ".join(p.cmdline())
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-    return pss / 2**30, rss / 2**30, len(procs)
+        pss += full.pss
+        rss += full.rss
+        role = "search" if p.pid == pid else "sandbox" if "evo.sandbox" in cmd else "worker" if "loky" in cmd else "other"
+        each.append((role, full.pss / 2**30))
+    return pss / 2**30, rss / 2**30, each
 
 
 def main() -> int:
@@ -70,7 +74,7 @@ def main() -> int:
                "--max-programs", str(args.programs), "--workers", str(args.workers), "--seed", "1"]
         t = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        peak = (0.0, 0.0, 0)
+        peak = (0.0, 0.0, [])
         while proc.poll() is None:
             now = tree_memory(proc.pid)
             peak = max(peak, now)
@@ -79,8 +83,9 @@ def main() -> int:
             print(f"evo search failed ({proc.returncode}): {proc.stderr.read()[-400:]}")
             return 1
         print(f"search of {args.programs} programs with {args.workers} workers: {time.perf_counter() - t:.0f} s")
-        print(f"peak memory of the search's {peak[2]} processes: PSS {peak[0]:.2f} GiB in total "
+        print(f"peak memory of the search's {len(peak[2])} processes: PSS {peak[0]:.2f} GiB in total "
               f"(budget 2 GiB); summed RSS {peak[1]:.2f} GiB (counts shared pages once per process)")
+        print("  at the peak, PSS per process: " + ", ".join(f"{role} {gib:.2f} GiB" for role, gib in peak[2]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

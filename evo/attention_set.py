@@ -87,6 +87,7 @@ class AttentionSet:
                     fill(out)
                     out.flush()
                     del out
+                    self._handle = None   # unmap the attention file that building read through
                     os.replace(tmp, file)
             return _open_derived(file, shape, dtype)
         except OSError:
