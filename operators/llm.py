@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from evo import program, run
-from operators import base, budget, canonical, llm_calls, llm_client, parse, prompting
+from operators import base, budget, canonical, llm_calls, llm_client, parse, prompt_fit, prompting
 
 LOG_NAME = run.LLM_CALLS
 _AST_LOCK = program.AST_LOCK  # parsing, sandbox checks and prompt building: one thread at a time
@@ -169,7 +169,7 @@ class LLMOperator(base.Operator):
                 messages = prompting.crossover_messages(self.templates, self._system, self._probe, request, rng)
             else:
                 messages = prompting.mutation_messages(self.templates, self._system, self._probe, request, form, rng)
-            messages = prompting.fit_context(messages, self._budget)
+            messages = prompt_fit.fit_context(messages, self._budget)
         child, calls = None, []
         for attempt, temperature in enumerate((self.settings.temperature, _hotter(self.settings.temperature))):
             spent = self.ledger.exhausted()
@@ -180,7 +180,7 @@ class LLMOperator(base.Operator):
             if child.source is None or not self._repeats(child.source):
                 break
             self.ledger.record_repeat()
-            messages = prompting.already_tried(messages, child.source)
+            messages = prompt_fit.already_tried(messages, child.source)
         if child is None:
             return base.Child(None, parents, f"llm.{form}", error=spent)
         return dataclasses.replace(child, meta=_summed(calls))

@@ -3,7 +3,7 @@
 import json
 
 from evo import cli, program
-from operators import prompting
+from operators import prompt_fit
 from tests.llm_server import Reply, ScriptedServer
 from tests.test_llm_operator import PREVIOUS, fenced, mutate, operator
 from tests.test_llm_search import seeds_dir  # noqa: F401  (the fixture)
@@ -55,7 +55,7 @@ def test_prompts_are_trimmed_to_the_context_the_server_reports(tmp_path, tiny_at
         untrimmed = operator(server, tmp_path, tiny_attention_set, context=100_000)
         untrimmed.vary([mutate(2)])
     small, large = server.requests
-    assert prompting.estimate_tokens(small["messages"]) <= 3200 - 1024 < prompting.estimate_tokens(large["messages"])
+    assert prompt_fit.estimate_tokens(small["messages"]) <= 3200 - 1024 < prompt_fit.estimate_tokens(large["messages"])
     assert "def attention(tokens):" in small["messages"][-1]["content"]   # the parent itself is never cut
 
 
@@ -64,11 +64,11 @@ def test_fit_context_cuts_rows_but_never_code():
     rows = "\n".join(f"  {i} \"tok\" -> 0 \"<bos>\" .90" for i in range(200))
     messages = [{"role": "system", "content": "- `sink(tokens)`: all attention on the first token"},
                 {"role": "user", "content": f"{code}\n\nSentence 3:\n{rows}"}]
-    trimmed = prompting.fit_context(messages, 400)
+    trimmed = prompt_fit.fit_context(messages, 400)
     user = trimmed[-1]["content"]
     assert code in user and "more rows left out to fit the context" in user
-    assert prompting.estimate_tokens(trimmed) <= 400
-    assert prompting.fit_context(messages, None) is messages
+    assert prompt_fit.estimate_tokens(trimmed) <= 400
+    assert prompt_fit.fit_context(messages, None) is messages
 
 
 def test_each_finished_call_is_reported_as_it_completes(tmp_path, tiny_attention_set):
