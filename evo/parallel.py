@@ -17,6 +17,7 @@ dies is run again on another (the scheduler reschedules it; an exception is retr
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 
 import joblib
@@ -25,6 +26,7 @@ from evo.errors import UserError
 
 BACKENDS = ("loky", "dask", "threading", "sequential")
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
+log = logging.getLogger("headcode.parallel")
 
 
 @dataclasses.dataclass
@@ -94,25 +96,29 @@ class Pool:
             if part is not None:
                 try:
                     part.close()
-                except (OSError, RuntimeError, TimeoutError):
-                    pass  # a scheduler already gone has nothing left to close
+                except (OSError, RuntimeError, TimeoutError) as err:   # a scheduler already gone
+                    log.debug("closing the Dask %s: %s", type(part).__name__, _reason(err))
         if quiet is not None:
             quiet.restore()
 
     # ---- Dask ---------------------------------------------------------------------------
+
+    @property
+    def _address(self) -> str | None:
+        """Returns the scheduler's address: --scheduler, else DASK_SCHEDULER_ADDRESS, else None (a LocalCluster)."""
+        return self.scheduler or os.environ.get(SCHEDULER_ENV) or None
 
     def _connect(self) -> None:
         try:
             import distributed
         except ImportError:
             raise UserError("--backend dask needs the distributed package: pip install 'headcode[dask]'") from None
-        address = self.scheduler or os.environ.get(SCHEDULER_ENV) or None
-        import logging
+        address = self._address
         self._quiet = _Quiet("distributed")   # its tracebacks of a lost connection: the UserError says it
         try:
-            if address is None and _default_client() is not None:
-                self._client = _default_client()   # one the caller made in this process
-                self._borrowed = True
+            existing = _default_client() if address is None else None
+            if existing is not None:
+                self._client, self._borrowed = existing, True   # one the caller made in this process
             elif address is None:
                 self._cluster = distributed.LocalCluster(
                     n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -136,7 +142,7 @@ class Pool:
         except KilledWorker as err:
             raise UserError(f"a task took down every Dask worker that ran it ({_reason(err)})") from None
         except (OSError, TimeoutError, FutureCancelledError) as err:
-            where = self.scheduler or os.environ.get(SCHEDULER_ENV) or "the local Dask cluster"
+            where = self._address or "the local Dask cluster"
             why = "the connection was lost" if isinstance(err, FutureCancelledError) else _reason(err)
             raise UserError(f"lost the Dask scheduler ({where}): {why}; work since the last checkpoint "
                             "is dropped, the checkpoint is intact") from None
@@ -146,14 +152,12 @@ class _Quiet:
     """Raises the level of a logger and of every logger below it to CRITICAL until `restore()`."""
 
     def __init__(self, name: str):
-        import logging
         names = [name] + [n for n in list(logging.root.manager.loggerDict) if n.startswith(name + ".")]
         self.levels = {n: logging.getLogger(n).level for n in names}
         for n in names:
             logging.getLogger(n).setLevel(logging.CRITICAL)
 
     def restore(self) -> None:
-        import logging
         for n, level in self.levels.items():
             logging.getLogger(n).setLevel(level)
 
