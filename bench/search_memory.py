@@ -41,7 +41,8 @@ def tree_memory(pid: int) -> tuple[float, float, list]:
             continue
         pss += full.pss
         rss += full.rss
-        role = "search" if p.pid == pid else "sandbox" if "evo.sandbox" in cmd else "worker" if "loky" in cmd else "other"
+        role = ("search" if p.pid == pid else "sandbox" if "evo.sandbox" in cmd
+                else "worker" if "loky" in cmd else "other")
         each.append((role, full.pss / 2**30))
     return pss / 2**30, rss / 2**30, each
 

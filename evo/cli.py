@@ -9,7 +9,7 @@ import sys
 from evo.errors import UserError
 
 # Each module registers one or more subcommands and sets `func(args) -> int` on them.
-_COMMAND_MODULES = ("capture", "score", "search", "replace", "explain", "report")
+_COMMAND_MODULES = ("capture", "score", "search", "export", "replace", "explain", "report")
 
 
 class _Parser(argparse.ArgumentParser):

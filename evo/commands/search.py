@@ -1,4 +1,4 @@
-"""`evo search`, `evo resume` and `evo export`: run, continue and export a program search."""
+"""`evo search` and `evo resume`: run and continue a program search."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ DEFAULT_MODEL = models.DEFAULT_MODEL
 
 
 def register(sub) -> None:
-    """Adds the search, resume and export subcommands."""
+    """Adds the search and resume subcommands."""
     p = sub.add_parser("search", help="evolve programs that explain every attention head",
                        description="Evolve short programs explaining a model's attention heads.")
     p.add_argument("--model", default=DEFAULT_MODEL, help="preset, hub id or local path")
@@ -61,13 +61,6 @@ def register(sub) -> None:
     flags.backend(r, default=None)
     r.add_argument("--device", default="cpu", help="torch device should the set be captured again, e.g. cuda")
     r.set_defaults(func=run_resume)
-
-    e = sub.add_parser("export", help="write a run's Pareto fronts as program files",
-                       description="Write every program on a head's front, front.json and "
-                                   "best_per_head.csv.")
-    e.add_argument("run", help="the run directory")
-    e.add_argument("--out", required=True, help="output directory (created; an earlier export there is replaced)")
-    e.set_defaults(func=run_export)
 
 
 def _budget_flags(p, max_programs) -> None:
@@ -119,7 +112,8 @@ def run_search(args) -> int:
         attention_set=run.aset_info(aset), captured=not args.attention_set, seed=args.seed,
         budgets=dataclasses.asdict(budget), settings=dataclasses.asdict(settings),
         operators=_operator_settings(args), downstream_sentences=args.downstream_sentences,
-        workers=args.workers, backend=args.backend, time_limit=args.time_limit, seeds_dir=str(args.seeds_dir or DEFAULT_SEEDS),
+        workers=args.workers, backend=args.backend, time_limit=args.time_limit,
+        seeds_dir=str(args.seeds_dir or DEFAULT_SEEDS),
         from_export=_absolute(args.from_export),
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(), command=tuple(sys.argv))
     run.save_config(run_dir, config)
@@ -295,17 +289,3 @@ def _check_positive(args, *names, number=int) -> None:
 def _slug(model: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in pathlib.Path(model).name) or "model"
 
-
-# ---- export ---------------------------------------------------------------------------
-
-
-def run_export(args) -> int:
-    """Writes a run's fronts; returns the exit status."""
-    from evo.search import export
-
-    summary = export.export(pathlib.Path(args.run), pathlib.Path(args.out))
-    print(f"evo export: {summary['programs']} programs on the fronts of {summary['heads']} heads, "
-          f"mean best-fit IoU {summary['mean_best_iou']:.4f} -> {args.out}\n"
-          f"  picks per head: best (median length {summary['median_best_length']:.0f}) and simplest "
-          f"(median length {summary['median_simplest_length']:.0f}, mean IoU {summary['mean_simplest_iou']:.4f})")
-    return 0
