@@ -12,7 +12,6 @@ import concurrent.futures
 import dataclasses
 import pathlib
 import threading
-import time
 
 import numpy as np
 
@@ -84,8 +83,7 @@ class LLMOperator(base.Operator):
         self._lock = threading.Lock()
         self.calls = llm_calls.CallLog(pathlib.Path(settings.run_dir) / LOG_NAME if settings.run_dir else None)
         self.fallback_timer = llm_calls.Fallback(settings.fallback_after, settings.fallback_seconds)
-        self._known = {}                   # program keys evaluated already (the engine's live view)
-        self._made: set[str] = set()       # program keys this operator's replies held
+        self.repeats = llm_calls.Repeats()  # tells a reply that repeats an evaluated program
         self._budget: int | None = None    # prompt tokens that fit the server's context; None: unknown
         self.on_call = None                # called with one line per finished call (the progress display)
 
@@ -137,7 +135,7 @@ class LLMOperator(base.Operator):
 
     def known(self, keys) -> None:
         """Keeps the engine's view of evaluated programs, to tell a repeated reply (see `_one`)."""
-        self._known = keys
+        self.repeats.known = keys
 
     # --- one request ------------------------------------------------------------
     def _prepare(self) -> None:
@@ -177,7 +175,7 @@ class LLMOperator(base.Operator):
                 break
             child = self._call(request, form, messages, temperature, attempt)
             calls.append(child.meta)
-            if child.source is None or not self._repeats(child.source):
+            if child.source is None or not self.repeats.seen(program.key(child.source)):
                 break
             self.ledger.record_repeat()
             messages = prompt_fit.already_tried(messages, child.source)
@@ -202,25 +200,9 @@ class LLMOperator(base.Operator):
                 "model": self.settings.model, "temperature": temperature}
         self.calls.write(request, form, messages, reply, parsed, meta)
         if self.on_call is not None:
-            self.on_call(self._call_line(request, form, reply, parsed, meta))
+            self.on_call(llm_calls.line(request, form, reply, parsed, meta, self._probe.n_heads))
         error = reply.error if reply.text is None else parsed.error
         return base.Child(source, tuple(p.id for p in request.parents), f"llm.{form}", error=error, meta=meta)
-
-    def _repeats(self, source: str) -> bool:
-        """Returns whether the program was evaluated before or made earlier in this batch (and notes it)."""
-        key = program.key(source)
-        with self._lock:
-            seen = key in self._known or key in self._made
-            self._made.add(key)
-        return seen
-
-    def _call_line(self, request, form: str, reply, parsed, meta) -> str:
-        """Returns the one line shown for a finished call: who, how long, and what came of it."""
-        k, per = (request.heads[0] if request.heads else 0), self._probe.n_heads
-        what = (f"failed: {reply.error}" if reply.text is None else
-                "a program" if parsed.source else f"no program ({parsed.error})")
-        return (f"[{time.strftime('%H:%M:%S')}] LLM {form} for L{k // per}.H{k % per}: {meta['latency']:.1f} s, "
-                f"{reply.prompt_tokens} + {reply.completion_tokens} tokens, {what}")
 
     def _parse(self, reply: llm_client.Reply, form: str, request: base.Request) -> parse.Parsed:
         """Returns the program in a reply: an edit of the parent, or a whole new program."""

@@ -1,4 +1,5 @@
-"""What the LLM operator keeps about its calls: the call log on disk, and the fallback timer."""
+"""What the LLM operator keeps about its calls: the call log on disk, the line shown per call,
+the programs its replies held (to tell repeats), and the fallback timer."""
 
 from __future__ import annotations
 
@@ -64,3 +65,28 @@ class Fallback:
         """Returns why the fallback is in use now, or None."""
         with self._lock:
             return self._reason if time.monotonic() < self._until else None
+
+
+def line(request, form: str, reply, parsed, meta: dict, heads_per_layer: int) -> str:
+    """Returns the one line shown for a finished call: which head, how long, and what came of it."""
+    k = request.heads[0] if request.heads else 0
+    what = (f"failed: {reply.error}" if reply.text is None else
+            "a program" if parsed.source else f"no program ({parsed.error})")
+    return (f"[{time.strftime('%H:%M:%S')}] LLM {form} for L{k // heads_per_layer}.H{k % heads_per_layer}: "
+            f"{meta['latency']:.1f} s, {reply.prompt_tokens} + {reply.completion_tokens} tokens, {what}")
+
+
+class Repeats:
+    """The program keys replies held, beside the engine's live view of those it evaluated (`known`)."""
+
+    def __init__(self):
+        self.known = {}                    # set by the engine (Operator.known): keys evaluated already
+        self._made: set[str] = set()
+        self._lock = threading.Lock()
+
+    def seen(self, key: str) -> bool:
+        """Returns whether the program was evaluated before or held by an earlier reply (and notes it)."""
+        with self._lock:
+            found = key in self.known or key in self._made
+            self._made.add(key)
+        return found
