@@ -39,6 +39,12 @@ class Corpus:
     def __len__(self) -> int:
         return len(self.sentences)
 
+    def head(self, n: int) -> "Corpus":
+        """Returns the first `n` sentences as a corpus of their own (fingerprint recomputed)."""
+        kept = self.sentences[:n]
+        return dataclasses.replace(self, sentences=kept, fingerprint=fingerprint(kept),
+                                   kinds=None if self.kinds is None else self.kinds[:n])
+
 
 def load(path: str | os.PathLike | None = None, split: str = "search") -> Corpus:
     """Returns the built-in `split` when `path` is None, else the user corpus at `path`."""

@@ -23,7 +23,7 @@ import math
 import numpy as np
 import torch
 
-from evo import fitness, program, substitute
+from evo import fitness, forward, program, substitute
 from evo.errors import UserError
 
 PERPLEXITY, COSINE = "perplexity", "cosine"
@@ -38,6 +38,7 @@ class Settings:
     max_tokens: int = 128      # per sentence, special tokens included; longer sentences are truncated
     batch_size: int = 8        # sentences per forward pass
     cache_programs: int = 64   # program matrix sets kept in memory (least recently used dropped)
+    candidates_per_pass: int = 4  # candidate programs for one head run together, rows batched across them
 
 
 def encode(tokenizer, sentences: list[str], max_tokens: int) -> list[list[int]]:
@@ -53,33 +54,34 @@ def uniform(n: int, causal: bool) -> np.ndarray:
     return m / m.sum(axis=1, keepdims=True)
 
 
-def _batches(lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Returns sentence indices grouped into batches of similar length (longest first)."""
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-
 class Meter:
     """A model and a tokenised text, ready to measure the model with heads replaced."""
 
-    def __init__(self, loaded, sentences: list[str], settings: Settings = Settings(), limits=None):
-        if not sentences:
+    def __init__(self, loaded, sentences: list[str] | None, settings: Settings = Settings(), limits=None,
+                 ids: list[list[int]] | None = None, scored: list[int] | None = None):
+        """`ids` (already tokenised, specials included) replaces `sentences`; `scored[i]` counts only
+        sentence i's last tokens in its NLL (a task's continuation)."""
+        if not (sentences or ids):
             raise UserError("no sentences to measure on")
         self.loaded = loaded
         self.settings = settings
         self.limits = limits
         self.metric = PERPLEXITY if loaded.causal else COSINE
-        self.ids = encode(loaded.tokenizer, list(sentences), settings.max_tokens)
+        self.ids = ids if ids is not None else encode(loaded.tokenizer, list(sentences), settings.max_tokens)
+        self.scored = scored
         from evo import tokens  # lazy: evo.tokens pulls in tokenizer helpers
         self.tokens = [tokens.render(loaded.tokenizer, x) for x in self.ids]
         self.fingerprint = _fingerprint(loaded.name, self.tokens)
         self._programs: collections.OrderedDict[str, list[np.ndarray]] = collections.OrderedDict()
+        self._runners: dict[int, forward.Runner] = {}
 
     @property
     def n_tokens(self) -> int:
         """Returns the number of predicted tokens (decoders) or sentences (encoders) measured."""
         if self.metric == COSINE:
             return len(self.ids)
+        if self.scored is not None:
+            return sum(self.scored)
         return sum(max(len(x) - 1, 0) for x in self.ids)
 
     def matrices(self, source: str) -> list[np.ndarray]:
@@ -101,20 +103,87 @@ class Meter:
     @functools.cached_property
     def baseline(self) -> float:
         """Returns the measure of the unmodified model (cosine: 1.0 by definition)."""
-        return self.measure({})
+        return self.value(self.reference)
+
+    @functools.cached_property
+    def reference(self) -> forward.Result:
+        """Returns the unmodified model's run, with the hidden states entering every layer."""
+        return self.runner.run(record=True)
+
+    @functools.cached_property
+    def runner(self) -> forward.Runner:
+        return forward.Runner(self.loaded, self.ids, self.settings.batch_size, self.scored)
 
     def measure(self, replacements: dict[tuple[int, int], list[np.ndarray]]) -> float:
         """Returns perplexity (decoders) or mean embedding cosine (encoders) with those heads replaced."""
+        return self.value(self.run(replacements))
+
+    def run(self, replacements: dict[tuple[int, int], list[np.ndarray]], start: int = 0,
+            inputs=None, record: bool = False) -> forward.Result:
+        """Returns the run with those heads replaced, from layer `start` on `inputs` (see evo.forward)."""
         providers = {head: substitute.Matrices(m) for head, m in replacements.items()}
         for head, m in providers.items():
             if len(m) != len(self.ids):
                 raise ValueError(f"head {head}: {len(m)} matrices for {len(self.ids)} sentences")
         if self.metric == COSINE:
-            _ = self._reference  # the unmodified model's embeddings, computed before substituting
+            _ = self.reference  # the unmodified model's embeddings, computed before substituting
         with substitute.heads(self.loaded.model, providers) as sub:
-            if self.metric == PERPLEXITY:
-                return self._perplexity(sub)
-            return self._cosine(sub)
+            return self.runner.run(sub, start=start, inputs=inputs, record=record)
+
+    def alone(self, head: tuple[int, int], candidates: list[list[np.ndarray]]) -> list[tuple[float, float]]:
+        """Returns (cost, standard error) of each candidate's matrices replacing `head` alone.
+
+        Every run starts at the head's layer from the unmodified model's recorded states, and
+        up to `candidates_per_pass` candidates share each run (their sentences batched together).
+        """
+        inputs, s, out = self.reference.inputs, len(self.ids), []
+        step = max(1, self.settings.candidates_per_pass)
+        for first in range(0, len(candidates), step):
+            group = candidates[first : first + step]
+            flat = [m for matrices in group for m in matrices]
+            with substitute.heads(self.loaded.model, {head: substitute.Matrices(flat)}) as sub:
+                result = self._runner_for(len(group)).run(sub, start=head[0], inputs=inputs)
+            out += [self.relative(result.rows(c * s, (c + 1) * s), self.reference) for c in range(len(group))]
+        return out
+
+    def _runner_for(self, copies: int) -> forward.Runner:
+        """Returns a runner over `copies` copies of the text (one per candidate), kept for reuse."""
+        if copies == 1:
+            return self.runner
+        if copies not in self._runners:
+            n = len(self.ids)
+            self._runners[copies] = forward.Runner(self.loaded, self.ids * copies, self.settings.batch_size,
+                                                   None if self.scored is None else self.scored * copies,
+                                                   sentence_of=list(range(n)) * copies)
+        return self._runners[copies]
+
+    def value(self, result: forward.Result) -> float:
+        """Returns perplexity (token-weighted over the text) or mean cosine to the unmodified model."""
+        if self.metric == PERPLEXITY:
+            count = float(result.counts.sum())
+            if count == 0:
+                raise UserError("the text has no sentence with two or more tokens to predict")
+            return math.exp(float(result.nll.sum()) / count)
+        return float(self._cosines(result).mean())
+
+    def relative(self, result: forward.Result, before: forward.Result) -> tuple[float, float]:
+        """Returns (relative cost of `result` over `before`, its standard error over sentences).
+
+        Perplexity: exp(mean NLL difference per token) - 1, the paired per-sentence differences
+        giving the error (a ratio estimator). Cosine: the drop in mean cosine to the original.
+        """
+        if self.metric == PERPLEXITY:
+            n = result.counts.double()
+            d = result.nll - before.nll
+            delta = float(d.sum() / n.sum())
+            s = len(n)
+            spread = float(((d - delta * n) ** 2).sum()) / max(s - 1, 1)
+            se = math.sqrt(spread * s) / float(n.sum())
+            return math.exp(delta) - 1.0, math.exp(delta) * se
+        c, c0 = self._cosines(result), self._cosines(before)
+        d = c0 - c
+        se = float(d.std(unbiased=True)) / math.sqrt(len(d)) if len(d) > 1 else 0.0
+        return float(d.mean()), se
 
     def cost(self, value: float) -> float:
         """Returns the cost of a measured value: relative perplexity increase, or 1 - cosine."""
@@ -122,78 +191,9 @@ class Meter:
             return value / self.baseline - 1.0
         return 1.0 - value
 
-    def _forward(self, batch: list[int], sub=None):
-        """Returns the model output and padded inputs for one right-padded batch."""
-        length = max(len(self.ids[i]) for i in batch)
-        pad = _pad_id(self.loaded.tokenizer)
-        input_ids = torch.full((len(batch), length), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), length), dtype=torch.long)
-        for b, i in enumerate(batch):
-            input_ids[b, : len(self.ids[i])] = torch.tensor(self.ids[i])
-            mask[b, : len(self.ids[i])] = 1
-        if sub is not None:
-            sub.select(batch, length, padding_side="right")
-        device = self.loaded.device
-        with torch.no_grad():
-            kwargs = {"use_cache": False} if self.metric == PERPLEXITY else {}
-            out = self.loaded.model(input_ids=input_ids.to(device), attention_mask=mask.to(device), **kwargs)
-        return out, input_ids.to(device), mask.to(device)
-
-    def _perplexity(self, sub) -> float:
-        """Returns exp of the token-weighted mean next-token NLL over the text."""
-        total, count = 0.0, 0
-        for batch in _batches([len(x) for x in self.ids], self.settings.batch_size):
-            out, input_ids, mask = self._forward(batch, sub)
-            logits = out.logits[:, :-1].float()  # (B, T-1, V)
-            targets = input_ids[:, 1:]  # (B, T-1)
-            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-            real = mask[:, 1:].bool()
-            total += float(nll[real].double().sum())
-            count += int(real.sum())
-        if count == 0:
-            raise UserError("the text has no sentence with two or more tokens to predict")
-        return math.exp(total / count)
-
-    def _cosine(self, sub) -> float:
-        """Returns the mean cosine of mean-pooled sentence embeddings to the unmodified model's."""
-        cosines = []
-        for b, batch in enumerate(_batches([len(x) for x in self.ids], self.settings.batch_size)):
-            out, _, mask = self._forward(batch, sub)
-            pooled = _mean_pool(_hidden(out), mask)  # (B, D)
-            cosines.append(torch.nn.functional.cosine_similarity(pooled, self._reference[b], dim=-1))
-        return float(torch.cat(cosines).double().mean())
-
-    @functools.cached_property
-    def _reference(self) -> list[torch.Tensor]:
-        """Returns the unmodified model's pooled embeddings, one (B, D) tensor per batch."""
-        reference = []
-        for batch in _batches([len(x) for x in self.ids], self.settings.batch_size):
-            out, _, mask = self._forward(batch)
-            reference.append(_mean_pool(_hidden(out), mask))
-        return reference
-
-
-def _hidden(out) -> torch.Tensor:
-    """Returns the last hidden states (B, T, D) of an encoder's output."""
-    if getattr(out, "last_hidden_state", None) is not None:
-        return out.last_hidden_state
-    if getattr(out, "hidden_states", None):
-        return out.hidden_states[-1]
-    raise ValueError("the encoder's output has no last_hidden_state; load it as a base model (AutoModel)")
-
-
-def _mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Returns (B, D) mean of hidden states (B, T, D) over real tokens."""
-    weights = mask[:, :, None].to(hidden.dtype)
-    return (hidden * weights).sum(dim=1).float() / weights.sum(dim=1).float().clamp(min=1)
-
-
-def _pad_id(tokenizer) -> int:
-    """Returns the id used for padding (pad, else eos, else 0); padded positions are masked anyway."""
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if candidate is not None:
-            return int(candidate)
-    return 0
+    def _cosines(self, result: forward.Result) -> torch.Tensor:
+        """Returns each sentence's embedding cosine to the unmodified model's (S,)."""
+        return torch.nn.functional.cosine_similarity(result.pooled, self.reference.pooled, dim=-1).double()
 
 
 def _fingerprint(model_name: str, token_lists: list[list[str]]) -> str:

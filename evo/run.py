@@ -4,6 +4,7 @@
     runs/NAME/checkpoint.json   the engine's state after the last committed generation (evo.search.checkpoint)
     runs/NAME/log.jsonl         one line per evaluated program (evo.search.runlog)
     runs/NAME/llm_calls.jsonl   one line per LLM call, when an LLM ran (operators.llm)
+    runs/NAME/costs.json        per-head program costs that `evo replace` measured (evo.costs)
     runs/NAME/report/           `evo report`'s default output
 
 Every command that reads or writes a run goes through this module; every file is written
@@ -26,6 +27,7 @@ CHECKPOINT = "checkpoint.json"
 LOG = "log.jsonl"
 LLM_CALLS = "llm_calls.jsonl"
 REPORT = "report"
+COSTS = "costs.json"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -153,3 +153,21 @@ def test_explain_bad_input_is_a_one_line_error(cli_run, capsys, args, message):
 def test_explain_of_a_missing_source_is_a_one_line_error(tmp_path, capsys):
     assert cli.main(["explain", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_costs_measured_by_replace_show_in_the_export(toy_run, tmp_path):
+    from evo import costs
+
+    toy_run, _ = toy_run
+    first = export.collect(toy_run)
+    entry = first.fronts[1][0]
+    layer, head = first.heads[1]
+    where = costs.record(toy_run, [{"layer": layer, "head": head, "program": entry.program, "cost": 0.031,
+                                    "cost_se": 0.004}], {"sentences": 64})
+    assert where == toy_run / "costs.json"
+    again = export.collect(toy_run)
+    assert again.fronts[1][0].ppl_increase == pytest.approx(0.031)
+    assert costs.load(toy_run)[(layer, head, entry.program)] == {"cost": 0.031, "cost_se": 0.004}
+    (toy_run / "costs.json").write_text("{broken")
+    with pytest.raises(UserError, match="costs"):
+        export.collect(toy_run)

@@ -2,11 +2,12 @@
 
 import json
 import pathlib
+import types
 
 import numpy as np
 import pytest
 
-from evo import cli, perplexity, replace
+from evo import cli, perplexity, replace, schedule
 from evo.errors import UserError
 
 SEEDS = pathlib.Path(__file__).resolve().parent.parent / "seeds"
@@ -33,28 +34,55 @@ def _write_export(root: pathlib.Path, model: str, n_layers: int, n_heads: int, b
 
 
 class FakeMeter:
-    """A meter whose perplexity is 10 times the product of fixed per-head factors."""
+    """A meter whose perplexity is 10 times the product of per-head factors (per program when keyed so).
+
+    `factors[(layer, head)]` or `factors[((layer, head), source)]`; `together[(h1, h2)]` multiplies in
+    when both heads are replaced, to model heads that interact.
+    """
 
     metric = perplexity.PERPLEXITY
     settings = perplexity.Settings()
     ids = [[1, 2, 3]]
     n_tokens = 2
 
-    def __init__(self, factors, failing=()):
+    def __init__(self, factors, failing=(), together=None):
         self.factors = factors
         self.failing = set(failing)
+        self.together = together or {}
         self.baseline = 10.0
+        self.reference = types.SimpleNamespace(value=10.0, inputs=None)
+        self.runs = 0
 
     def matrices(self, source):
         if source in self.failing:
             raise perplexity.ProgramError("boom")
-        return [np.eye(3)]
+        return [source]
+
+    def _factor(self, head, matrices):
+        return self.factors.get((head, matrices[0]), self.factors.get(head, 1.0))
+
+    def run(self, replacements, start=0, inputs=None, record=False):
+        self.runs += 1
+        value = self.baseline * float(np.prod([self._factor(h, m) for h, m in replacements.items()]))
+        for (h1, h2), f in self.together.items():
+            if h1 in replacements and h2 in replacements:
+                value *= f
+        return types.SimpleNamespace(value=value, inputs=None)
 
     def measure(self, replacements):
-        return self.baseline * float(np.prod([self.factors[h] for h in replacements]))
+        return self.run(replacements).value
+
+    def value(self, result):
+        return result.value
+
+    def relative(self, result, before):
+        return result.value / before.value - 1.0, 0.001
+
+    def alone(self, head, candidates):
+        return [self.relative(self.run({head: m}), self.reference) for m in candidates]
 
     def uniform_matrices(self):
-        return [np.eye(3)]
+        return ["uniform"]
 
     def cost(self, value):
         return value / self.baseline - 1
@@ -64,10 +92,10 @@ def _candidates(n):
     return [replace.Candidate(k // 2, k % 2, f"p{k}", f"source {k}", 0.9 - 0.1 * k) for k in range(n)]
 
 
-def test_greedy_skips_heads_over_the_threshold_and_stops_at_the_target():
+def test_iou_schedule_skips_heads_over_the_threshold_and_stops_at_the_target():
     factors = {(0, 0): 1.1, (0, 1): 1.8, (1, 0): 1.2, (1, 1): 1.05, (2, 0): 1.0}
     meter = FakeMeter(factors)
-    replaced, skipped = replace.greedy(meter, _candidates(5), target=3, threshold=0.5)
+    replaced, skipped = schedule.by_iou(meter, _candidates(5), target=3, threshold=0.5, log=print)
     assert [(s.candidate.layer, s.candidate.head) for s in replaced] == [(0, 0), (1, 0), (1, 1)]
     assert [(s.candidate.layer, s.candidate.head) for s in skipped] == [(0, 1)]
     assert skipped[0].marginal == pytest.approx(0.8)
@@ -75,18 +103,19 @@ def test_greedy_skips_heads_over_the_threshold_and_stops_at_the_target():
     assert replaced[-1].value == pytest.approx(10 * 1.1 * 1.2 * 1.05)
 
 
-def test_greedy_skips_failing_programs_with_the_reason():
+def test_iou_schedule_skips_failing_programs_with_the_reason():
     meter = FakeMeter({(0, 0): 1.1, (0, 1): 1.1}, failing={"source 0"})
-    replaced, skipped = replace.greedy(meter, _candidates(2), target=2, threshold=0.5)
+    replaced, skipped = schedule.by_iou(meter, _candidates(2), target=2, threshold=0.5, log=print)
     assert [s.candidate.program for s in replaced] == ["p1"]
     assert skipped[0].reason == "program failed: boom"
 
 
-def test_run_orders_heads_by_iou_and_reports_the_contract_keys():
+def test_iou_schedule_orders_heads_by_iou_and_reports_the_contract_keys():
     candidates = _candidates(4)[::-1]
     best = replace.Best("m", n_layers=2, n_heads=2, candidates=candidates, origin="x")
     meter = FakeMeter({(0, 0): 1.1, (0, 1): 1.2, (1, 0): 1.3, (1, 1): 1.4})
-    report = replace.run(meter, best, fraction=0.5, threshold=0.5, seed=3)
+    report = replace.run(meter, best, fraction=0.5, plan=replace.Plan(schedule="iou", seed=3))
+    assert report["schedule"] == "iou"
     assert [(e["layer"], e["head"]) for e in report["replaced"]] == [(0, 0), (0, 1)]
     assert report["fraction"] == 0.5
     assert report["baseline_ppl"] == 10.0
@@ -95,6 +124,53 @@ def test_run_orders_heads_by_iou_and_reports_the_contract_keys():
     assert set(report["baselines"]) == {"uniform", "random"}
     assert [p["heads"] for p in report["curve"]] == [0, 1, 2]
     assert len(report["random_heads"]) == 2
+
+
+def _options(costs: dict):
+    """Returns a Best whose head (l, h) has one candidate per entry of costs[(l, h)] (best IoU first)."""
+    options, factors = {}, {}
+    for head, values in costs.items():
+        options[head] = []
+        for i, f in enumerate(values):
+            source = f"source {head} {i}"
+            pick = ("best", "simplest", "front")[min(i, 2)]
+            options[head].append(replace.Candidate(*head, f"p{head[0]}{head[1]}{i}", source, 0.9 - 0.1 * i, 10 + i,
+                                                   pick))
+            factors[(head, source)] = f
+    best = replace.Best("m", 2, 2, [o[0] for o in options.values()], "x", options)
+    return best, factors
+
+
+def test_cost_schedule_takes_each_heads_cheapest_program_and_cheapest_heads_first():
+    best, factors = _options({(0, 0): [1.30, 1.02], (0, 1): [1.10], (1, 0): [1.05, 1.20, 1.01],
+                              (1, 1): [1.50]})
+    final = FakeMeter(factors)
+    report = replace.run(final, best, fraction=0.75, select=FakeMeter(factors), plan=replace.Plan())
+    assert report["schedule"] == "cost"
+    assert [(e["layer"], e["head"], e["program"]) for e in report["replaced"]] == [
+        (1, 0, "p102"), (0, 0, "p001"), (0, 1, "p010")]
+    assert report["replaced_ppl"] == pytest.approx(10 * 1.01 * 1.02 * 1.10)
+    chosen = [(c["layer"], c["head"], c["program"]) for c in report["candidates"] if c["chosen"]]
+    assert sorted(chosen) == [(0, 0, "p001"), (0, 1, "p010"), (1, 0, "p102")]
+    assert {c["program"]: c["cost"] for c in report["candidates"]}["p000"] == pytest.approx(0.30)
+    assert [p["value"] for p in report["curve"]] == sorted(p["value"] for p in report["curve"])
+
+
+def test_cost_schedule_remeasures_heads_that_cost_more_together():
+    best, factors = _options({(0, 0): [1.01], (0, 1): [1.02], (1, 0): [1.03]})
+    meter = FakeMeter(factors, together={((0, 0), (0, 1)): 1.5})
+    steps = schedule.by_cost(meter, schedule.measure_alone(meter, best, 3, print), target=2, recheck=3,
+                             threshold=None, log=print)
+    assert [s.candidate.key for s in steps] == [(0, 0), (1, 0)]  # 0.1 alone is cheap, beside 0.0 it is not
+    assert steps[1].marginal == pytest.approx(0.03)
+
+
+def test_cost_schedule_stops_when_the_cheapest_head_is_over_the_threshold():
+    best, factors = _options({(0, 0): [1.01], (0, 1): [1.9]})
+    meter = FakeMeter(factors)
+    steps = schedule.by_cost(meter, schedule.measure_alone(meter, best, 3, print), target=2, recheck=3,
+                             threshold=0.5, log=print)
+    assert [s.candidate.key for s in steps] == [(0, 0)]
 
 
 def test_random_baseline_depends_only_on_the_seed():
@@ -142,7 +218,7 @@ def test_load_best_names_a_missing_program_file(tmp_path):
 def test_evo_replace_writes_json_and_plot(tmp_path, tiny_gpt2_dir, capsys):
     export = _write_export(tmp_path / "exp", str(tiny_gpt2_dir), 2, 4, broken="0.1")
     out, png = tmp_path / "r.json", tmp_path / "r.png"
-    status = cli.main(["replace", str(export), "--fraction", "0.5", "--threshold", "10",
+    status = cli.main(["replace", str(export), "--schedule", "iou", "--fraction", "0.5", "--threshold", "10",
                        "--json", str(out), "--plot", str(png), "--seed", "1"])
     assert status == 0
     report = json.loads(out.read_text())
@@ -153,6 +229,28 @@ def test_evo_replace_writes_json_and_plot(tmp_path, tiny_gpt2_dir, capsys):
     assert report["baselines"]["uniform"] != report["replaced_ppl"]
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert "replaced 4 heads (50.0%)" in capsys.readouterr().out
+
+
+def test_cost_schedule_records_measured_costs_in_the_export(tmp_path, tiny_gpt2_dir, capsys):
+    export = _write_export(tmp_path / "exp", str(tiny_gpt2_dir), 2, 4, broken="0.1")
+    out = tmp_path / "r.json"
+    assert cli.main(["replace", str(export), "--fraction", "0.5", "--select-sentences", "6", "--sentences", "8",
+                     "--task", "builtin", "--task-items", "6", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["schedule"] == "cost" and report["selection"]["sentences"] == 6
+    assert report["selection"]["fingerprint"] != report["corpus"]["fingerprint"]
+    assert [s["program"] for s in report["skipped"]] == ["broken"]
+    chosen = {(c["layer"], c["head"]): c for c in report["candidates"] if c["chosen"]}
+    assert [(e["layer"], e["head"]) in chosen for e in report["replaced"]] == [True] * 4
+    front = json.loads((export / "front.json").read_text())
+    costs = {(h["layer"], h["head"], e["program"]): e.get("ppl_increase") for h in front["heads"] for e in h["front"]}
+    for c in report["candidates"]:
+        assert costs[(c["layer"], c["head"], c["program"])] == pytest.approx(c["cost"], abs=1e-6)
+    task = report["task"]
+    assert task["items"] == 6 and set(task) >= {"unmodified", "replaced", "uniform", "random"}
+    assert 0 <= task["replaced"]["acc"] <= 1
+    printed = capsys.readouterr().out
+    assert "schedule: cost" in printed and "task builtin (6 items)" in printed
 
 
 def test_evo_replace_with_explicit_heads_on_an_encoder(tmp_path, tiny_bert_dir):

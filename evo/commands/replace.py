@@ -13,23 +13,45 @@ from evo import corpus
 def register(subparsers) -> None:
     """Adds the `replace` subcommand."""
     p = subparsers.add_parser(
-        "replace", help="replace heads by their programs and measure perplexity",
-        description="Replace heads by their best programs inside the model (greedily in order of "
-                    "best-fit IoU, skipping heads whose marginal cost exceeds --threshold, until "
-                    "--fraction of all heads), measure perplexity on held-out text (embedding cosine "
-                    "for encoders), and compare with two baselines at the same fraction: the same heads "
-                    "as uniform attention, and random heads replaced by their best programs.")
+        "replace", help="replace heads by their programs and measure perplexity (and a task)",
+        description="Replace heads by their programs inside the model, measure perplexity on held-out "
+                    "text (embedding cosine for encoders) up to --fraction of all heads, and compare with "
+                    "two baselines at that fraction: the same heads as uniform attention, and random heads "
+                    "replaced by their programs. The cost schedule (default) measures each head's candidate "
+                    "programs on a selection text the final figure does not use, keeps the cheapest, and "
+                    "adds heads cheapest first; the iou schedule (the paper's) takes heads by best-fit IoU, "
+                    "skipping those whose marginal cost exceeds --threshold. --task also scores a "
+                    "multiple-choice task (lm-evaluation-harness style) at the same heads.")
     p.add_argument("source", metavar="SOURCE", help="a run directory (runs/NAME) or an export (front.json + programs/)")
+    p.add_argument("--schedule", choices=("cost", "iou"), default="cost",
+                   help="cost: cheapest measured programs and heads first; iou: the paper's greedy by best-fit "
+                        "IoU (default: cost)")
     p.add_argument("--fraction", type=float, default=None,
-                   help="fraction of all heads to replace (default: 0.25; not with --heads)")
+                   help="fraction of all heads to replace, up to 1.0; the curve is measured up to it "
+                        "(default: 0.25; not with --heads)")
     p.add_argument("--heads", default=None, metavar="L.H,...",
                    help="replace exactly these heads (e.g. 3.1,5.0) by their best programs, in this order")
     p.add_argument("--corpus", metavar="FILE", default=None,
                    help=".txt or .jsonl text to measure on, used whole (default: built-in perplexity split)")
     p.add_argument("--split", default=None, choices=corpus.SPLITS,
                    help="built-in corpus split (default: perplexity)")
+    p.add_argument("--select-corpus", metavar="FILE", default=None,
+                   help="text the cost schedule measures candidates on (default: the built-in --select-split)")
+    p.add_argument("--select-split", default="validation", choices=corpus.SPLITS,
+                   help="built-in split the cost schedule measures on (default: validation)")
+    p.add_argument("--select-sentences", type=int, default=64,
+                   help="sentences of the selection text the cost schedule uses (default: 64)")
+    p.add_argument("--candidates", type=int, default=3,
+                   help="programs per head the cost schedule measures: best, simplest, next by IoU (default: 3)")
+    p.add_argument("--recheck", type=int, default=3,
+                   help="front runners the cost schedule re-measures per step over the heads taken (default: 3)")
     p.add_argument("--threshold", type=float, default=0.5,
-                   help="skip a head whose marginal cost exceeds this (0.5 = +50%% perplexity; default: 0.5)")
+                   help="iou: skip a head whose marginal cost exceeds this; cost: stop there "
+                        "(0.5 = +50%% perplexity; default: 0.5)")
+    p.add_argument("--task", metavar="FILE.jsonl|builtin", default=None,
+                   help="also score this multiple-choice task (SciQ, PIQA, HellaSwag, ARC-Easy or "
+                        "{context, choices, answer} JSONL; builtin: the project's own 200+ items)")
+    p.add_argument("--task-items", type=int, default=None, help="score only the first N task items")
     p.add_argument("--sentence-tokens", dest="max_tokens", type=int, default=128,
                    help="tokens per sentence, specials included; longer ones are truncated (default: 128)")
     p.add_argument("--sentences", type=int, default=None, help="measure on the first N sentences only")
@@ -45,8 +67,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs the schedule and baselines; prints a summary, writes --json and --plot."""
-    from evo import corpus, models, perplexity, replace
+    """Runs the schedule and baselines (and the task); prints a summary, writes --json and --plot."""
+    from evo import costs, models, perplexity, replace
     from evo.errors import UserError
 
     _check(args)
@@ -57,20 +79,35 @@ def run(args: argparse.Namespace) -> int:
         missing = [f"{layer}.{head}" for layer, head in heads if (layer, head) not in known]
         if missing:
             raise UserError(f"no program for head(s) {', '.join(missing)} in {best.origin}")
-    split = args.split or ("search" if args.corpus else "perplexity")
-    text = corpus.load(args.corpus, split)
-    for note in text.warnings:
-        print(f"warning: {note}", file=sys.stderr)
-    sentences = list(text.sentences[: args.sentences] if args.sentences else text.sentences)
+    task = _task(args) if args.task else None
+    text = _text(args.corpus, args.split or ("search" if args.corpus else "perplexity"), args.sentences)
     loaded = models.load(args.model or best.model, device=args.device)
     if (loaded.n_layers, loaded.n_heads) != (best.n_layers, best.n_heads):
         raise UserError(f"{best.origin} has {best.n_layers} layers x {best.n_heads} heads, the model "
                         f"{loaded.name} has {loaded.n_layers} x {loaded.n_heads}")
     settings = perplexity.Settings(max_tokens=args.max_tokens, batch_size=args.batch_size)
-    meter = perplexity.Meter(loaded, sentences, settings)
-    report = replace.run(meter, best, fraction=args.fraction or 0.25, heads=heads,
-                         threshold=args.threshold, seed=args.seed, log=_log)
+    meter = perplexity.Meter(loaded, list(text.sentences), settings)
+    select = None
+    if heads is None and args.schedule == "cost":
+        chosen = _text(args.select_corpus, "search" if args.select_corpus else args.select_split,
+                       args.select_sentences)
+        if chosen.fingerprint == text.fingerprint:
+            print("warning: the selection text is the final text; the figure is not held out", file=sys.stderr)
+        select = perplexity.Meter(loaded, list(chosen.sentences), settings)
+    plan = replace.Plan(schedule=args.schedule, threshold=args.threshold, candidates=args.candidates,
+                        recheck=args.recheck, seed=args.seed)
+    report = replace.run(meter, best, fraction=args.fraction or 0.25, heads=heads, plan=plan, select=select,
+                         log=_log)
     report["corpus"] = {"source": text.source, "fingerprint": text.fingerprint}
+    if select is not None:
+        report["selection"].update(source=chosen.source, fingerprint=chosen.fingerprint)
+        where = costs.record(best.origin, report["candidates"], report["selection"])
+        if where:
+            print(f"recorded {len(report['candidates'])} measured program costs in {where}")
+    if task is not None:
+        from evo import tasks
+
+        report["task"] = tasks.under_replacement(loaded, task, best, report, settings, _log)
     print(summary(report))
     if args.json:
         replace.write_json(report, args.json)
@@ -79,6 +116,24 @@ def run(args: argparse.Namespace) -> int:
         replace.plot(report, args.plot)
         print(f"wrote {args.plot}")
     return 0
+
+
+def _text(path, split, limit):
+    """Returns a corpus (first `limit` sentences when given), printing its warnings."""
+    from evo import corpus
+
+    text = corpus.load(path, split)
+    for note in text.warnings:
+        print(f"warning: {note}", file=sys.stderr)
+    return text.head(limit) if limit else text
+
+
+def _task(args):
+    """Returns the task to score, read now so a bad file fails before any model runs."""
+    from evo import tasks
+
+    task = tasks.load(args.task)
+    return task.head(args.task_items) if args.task_items else task
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -95,7 +150,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UserError(f"--fraction must be in (0, 1], got {args.fraction}")
     if args.threshold < 0:
         raise UserError(f"--threshold must be non-negative, got {args.threshold}")
-    for flag in ("max_tokens", "batch_size", "sentences"):
+    for flag in ("max_tokens", "batch_size", "sentences", "select_sentences", "candidates", "recheck",
+                 "task_items"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise UserError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
@@ -138,4 +194,13 @@ def summary(report: dict) -> str:
         f"({report['baseline_changes']['uniform']:+.2%}), random heads {b['random']:.4f} "
         f"({report['baseline_changes']['random']:+.2%})",
     ]
+    if report.get("schedule"):
+        lines.insert(1, f"schedule: {report['schedule']}" + (
+            f" (candidates measured on {report['selection']['sentences']} selection sentences)"
+            if report.get("selection") else ""))
+    task = report.get("task")
+    if task:
+        lines.append(f"task {task['name']} ({task['items']} items), acc / acc_norm: " + ", ".join(
+            f"{name} {task[name]['acc']:.1%} / {task[name]['acc_norm']:.1%}"
+            for name in ("unmodified", "replaced", "uniform", "random")))
     return "\n".join(lines)

@@ -18,7 +18,7 @@ import pathlib
 
 import numpy as np
 
-from evo import files, program, run
+from evo import costs, files, program, run
 from evo.errors import UserError
 from evo.search import archive as archive_mod
 from evo.search import checkpoint
@@ -98,12 +98,13 @@ def collect(run_dir: pathlib.Path) -> Fronts:
     records = {pid: arch.records[arch.by_id[pid]] for pid in used}
     sources = {pid: canonical.tidy(r.source, causal) if r.ok else r.source for pid, r in records.items()}
     words = {pid: account.of_program(src, records[pid].operator, causal) for pid, src in sources.items()}
+    measured = costs.load(run_dir)  # evo replace's figures, on more text, win over the search's own
     fronts = []
     for k, ids in enumerate(state["fronts"]):
         entries = []
         for pid in ids:
             i = arch.by_id[pid]
-            ppl = arch.ppl.get((i, k))
+            ppl = (measured.get((k // n_heads, k % n_heads, pid)) or {}).get("cost", arch.ppl.get((i, k)))
             entries.append(Entry(pid, round(float(arch.iou[i, k]), 6), _length(sources[pid], arch.records[i].length),
                                  None if ppl is None else round(ppl, 6), words[pid]))
         fronts.append(sorted(entries, key=lambda e: (e.length, -e.iou)))
