@@ -45,6 +45,22 @@ def record(origin: str | pathlib.Path, measured: list[dict], text: dict) -> path
     return front
 
 
+def measured_on(origin: str | pathlib.Path, fingerprint: str) -> dict[Key, tuple[float, float]]:
+    """Returns {(layer, head, program): (cost, se)} already recorded in a run or export for that text."""
+    origin = pathlib.Path(origin)
+    if run_dir.is_run(origin):
+        path = origin / run_dir.COSTS
+        if not path.exists() or files.read_json(path, "measured costs").get("text", {}).get("fingerprint") != fingerprint:
+            return {}
+        return {k: (v["cost"], v["cost_se"]) for k, v in load(origin).items()}
+    doc = files.read_json(origin / "front.json", "export front")
+    if (doc.get("costs_measured_on") or {}).get("fingerprint") != fingerprint:
+        return {}
+    return {(int(h["layer"]), int(h["head"]), str(e["program"])): (float(e["ppl_increase"]),
+                                                                   float(e.get("ppl_increase_se") or 0.0))
+            for h in doc.get("heads", []) for e in h.get("front", []) if e.get("ppl_increase") is not None}
+
+
 def load(run: str | pathlib.Path) -> dict[Key, dict]:
     """Returns {(layer, head, program): {cost, cost_se}} from a run's costs.json ({} when none)."""
     path = pathlib.Path(run) / run_dir.COSTS

@@ -219,39 +219,45 @@ def _run_program(source: str, token_lists: list[list[str]], causal: bool, limits
 
 
 class HeadCost:
-    """The search's downstream objective: relative perplexity increase of one program replacing one head."""
+    """The search's downstream objective: what one program costs replacing one head alone, with its error.
+
+    Measured on text the final perplexity figure does not use (the built-in validation
+    split, or the run's own corpus), from the head's layer on, the candidates asked for one
+    head batched together; each (program, head) is measured once.
+    """
 
     def __init__(self, meter: Meter, n_heads: int):
         self.meter = meter
         self.n_heads = n_heads
-        self._cache: dict[tuple[str, int], float | None] = {}
+        self._cache: dict[tuple[str, int], tuple[float, float] | None] = {}
 
     @classmethod
     def build(cls, model: str, sentences: int = 32, corpus_path: str | None = None, device: str = "cpu",
               settings: Settings = Settings(max_tokens=64), limits=None) -> "HeadCost":
-        """Returns a HeadCost on the first `sentences` of the perplexity split (or of `corpus_path`)."""
+        """Returns a HeadCost on the first `sentences` of the validation split (or of `corpus_path`)."""
         from evo import corpus, models
 
         if sentences < 1:
             raise UserError(f"the downstream cost needs at least 1 sentence, got {sentences}")
-        text = corpus.load(corpus_path, "search" if corpus_path else "perplexity")
+        text = corpus.load(corpus_path, "search" if corpus_path else "validation")
         loaded = models.load(model, device=device)
         return cls(Meter(loaded, list(text.sentences[:sentences]), settings, limits), loaded.n_heads)
 
-    def costs(self, items: list[tuple[str, str, int]]) -> list[float | None]:
-        """Returns the relative perplexity increase (encoders: 1 - cosine) for each (program_id, source, head k)."""
-        return [self._cost(source, k) for _, source, k in items]
-
-    def _cost(self, source: str, k: int) -> float | None:
-        """Returns the cost of `source` replacing head k alone; None when the program fails."""
+    def costs(self, items: list[tuple[str, str, int]]) -> list[tuple[float, float] | None]:
+        """Returns (cost, standard error) for each (program_id, source, head k); None where the program fails."""
         with program.AST_LOCK:  # runs in the cascade thread beside the operators' parsing
-            key = (program.key(source), k)
-        if key not in self._cache:
+            keys = [(program.key(source), k) for _, source, k in items]
+        todo: dict[int, dict[str, list]] = {}
+        for (key, k), (_, source, _) in zip(keys, items):
+            if (key, k) in self._cache:
+                continue
             try:
                 matrices = self.meter.matrices(source)
             except ProgramError:
-                self._cache[key] = None
-                return None
-            head = divmod(k, self.n_heads)
-            self._cache[key] = self.meter.cost(self.meter.measure({head: matrices}))
-        return self._cache[key]
+                self._cache[(key, k)] = None
+                continue
+            todo.setdefault(k, {})[key] = matrices
+        for k, programs in todo.items():
+            measured = self.meter.alone(divmod(k, self.n_heads), list(programs.values()))
+            self._cache.update({(key, k): m for key, m in zip(programs, measured)})
+        return [self._cache[key] for key in keys]

@@ -178,6 +178,7 @@ class Plan:
     threshold: float | None = 0.5     # skip (iou) or stop at (cost) a head whose marginal cost exceeds this
     candidates: int = 3               # programs measured per head by the cost schedule
     recheck: int = 3                  # front runners re-measured per step by the cost schedule
+    known: dict | None = None         # costs measured before on the selection text (evo.costs.measured_on)
     seed: int = 0                     # for the random-heads baseline
 
 
@@ -210,7 +211,7 @@ def run(meter: perplexity.Meter, best: Best, fraction: float | None = None,
             log(f"cost schedule: measuring up to {plan.candidates} programs per head alone on "
                 f"{len(select.ids)} selection sentences")
             failed: list = []
-            measured = schedule.measure_alone(select, best, plan.candidates, log, failed)
+            measured = schedule.measure_alone(select, best, plan.candidates, log, failed, plan.known)
             order = schedule.by_cost(select, measured, target, plan.recheck, plan.threshold, log)
             replaced, skipped = schedule.curve(meter, [s.candidate for s in order], log)
             skipped = failed + skipped
@@ -228,7 +229,7 @@ def run(meter: perplexity.Meter, best: Best, fraction: float | None = None,
     report["candidates"] = _measured(measured, {c.key: c.program for c in chosen})
     if measured:
         report["selection"] = {"sentences": len(select.ids), "tokens": select.n_tokens,
-                               "baseline": select.baseline}
+                               "baseline": select.baseline, "fingerprint": select.fingerprint}
     return report
 
 

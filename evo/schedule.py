@@ -67,17 +67,21 @@ class Accumulator:
         self.result = result
 
 
-def measure_alone(meter: perplexity.Meter, best, count: int, log: Log,
-                  failed: list[Step] | None = None) -> dict[tuple[int, int], list[Measured]]:
+def measure_alone(meter: perplexity.Meter, best, count: int, log: Log, failed: list[Step] | None = None,
+                  known: dict | None = None) -> dict[tuple[int, int], list[Measured]]:
     """Returns, per head, the cost of each of its first `count` candidates replacing it alone.
 
-    Candidates whose program fails on the text are left out, and added to `failed` when given.
+    Candidates whose program fails on the text are left out, and added to `failed` when given;
+    `known[(layer, head, program)] = (cost, se)`, measured before on the same text, is reused.
     """
-    out = {}
+    out, known = {}, known or {}
     heads = sorted({c.key for c in best.candidates})
     for n, head in enumerate(heads, 1):
-        runnable, matrices = [], []
+        runnable, matrices, entries = [], [], []
         for c in best.choices(head, count):
+            if (head[0], head[1], c.program) in known:
+                entries.append(Measured(c, *known[(head[0], head[1], c.program)]))
+                continue
             try:
                 matrices.append(meter.matrices(c.source))
                 runnable.append(c)
@@ -85,11 +89,11 @@ def measure_alone(meter: perplexity.Meter, best, count: int, log: Log,
                 log(f"skip {head[0]}.{head[1]} {c.program}: program failed on the selection text: {err}")
                 if failed is not None:
                     failed.append(Step(c, None, None, f"program failed on the selection text: {err}"))
-        entries = [Measured(c, cost, se) for c, (cost, se) in zip(runnable, meter.alone(head, matrices))]
+        entries += [Measured(c, cost, se) for c, (cost, se) in zip(runnable, meter.alone(head, matrices))]
         out[head] = entries
         if entries:
             cheapest = min(entries, key=_order)
-            log(f"[{n}/{len(heads)}] {head[0]}.{head[1]}: {len(entries)} candidate(s), cheapest "
+            log(f"[{n}/{len(heads)}]{' (recorded before)' if not runnable else ''} {head[0]}.{head[1]}: {len(entries)} candidate(s), cheapest "
                 f"{cheapest.candidate.program} ({cheapest.candidate.pick}, IoU {cheapest.candidate.iou:.3f}) "
                 f"{cheapest.cost:+.2%} ± {cheapest.se:.2%}")
     return out

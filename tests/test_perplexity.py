@@ -153,6 +153,14 @@ def attention(tokens):
     return 1 / 0
 '''
 
+FIRST = '''
+def attention(tokens):
+    import numpy as np
+    m = np.zeros((len(tokens), len(tokens)))
+    m[:, 0] = 1.0
+    return m
+'''
+
 
 def test_program_matrices_are_normalised_and_cached(decoder):
     meter = perplexity.Meter(decoder, SENTENCES[:3])
@@ -174,9 +182,10 @@ def test_head_cost_is_the_relative_increase_of_one_head_alone(tiny_model_dirs):
     cost = perplexity.HeadCost(meter, n_heads=4)
     costs = cost.costs([("p1", PREVIOUS_TOKEN, 5), ("p2", BROKEN, 5), ("p1", PREVIOUS_TOKEN, 0)])
     expected = meter.measure({(1, 1): meter.matrices(PREVIOUS_TOKEN)}) / meter.baseline - 1
-    assert costs[0] == pytest.approx(expected)
+    assert costs[0][0] == pytest.approx(expected)
+    assert costs[0][1] > 0  # its standard error over sentences
     assert costs[1] is None
-    assert costs[2] != pytest.approx(costs[0])
+    assert costs[2][0] != pytest.approx(costs[0][0])
 
 
 def test_head_cost_measures_each_program_and_head_once(tiny_model_dirs, monkeypatch):
@@ -185,9 +194,9 @@ def test_head_cost_measures_each_program_and_head_once(tiny_model_dirs, monkeypa
     cost = perplexity.HeadCost(meter, n_heads=4)
     _ = meter.baseline
     calls = []
-    measure = meter.measure
-    monkeypatch.setattr(meter, "measure", lambda r: calls.append(list(r)) or measure(r))
-    first = cost.costs([("a", PREVIOUS_TOKEN, 2)])
+    alone = meter.alone
+    monkeypatch.setattr(meter, "alone", lambda head, c: calls.append((head, len(c))) or alone(head, c))
+    first = cost.costs([("a", PREVIOUS_TOKEN, 2), ("c", FIRST, 2)])
     again = cost.costs([("b", "# renamed\n" + PREVIOUS_TOKEN, 2)])
-    assert first == again
-    assert calls == [[(0, 2)]]
+    assert first[0] == again[0]
+    assert calls == [((0, 2), 2)]  # both programs for head 0.2 in one batched measurement

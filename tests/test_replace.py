@@ -251,6 +251,13 @@ def test_cost_schedule_records_measured_costs_in_the_export(tmp_path, tiny_gpt2_
     assert 0 <= task["replaced"]["acc"] <= 1
     printed = capsys.readouterr().out
     assert "schedule: cost" in printed and "task builtin (6 items)" in printed
+    again = tmp_path / "r2.json"
+    assert cli.main(["replace", str(export), "--fraction", "0.5", "--select-sentences", "6", "--sentences", "8",
+                     "--json", str(again)]) == 0
+    assert "reusing" in capsys.readouterr().err
+    second = json.loads(again.read_text())["candidates"]
+    assert [c["program"] for c in second] == [c["program"] for c in report["candidates"]]
+    assert [c["cost"] for c in second] == pytest.approx([c["cost"] for c in report["candidates"]], abs=1e-6)
 
 
 def test_evo_replace_with_explicit_heads_on_an_encoder(tmp_path, tiny_bert_dir):

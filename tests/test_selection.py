@@ -97,3 +97,31 @@ def test_partner_scores_reward_a_different_profile_at_equal_iou():
     score = selection.partner_scores(iou, first=0, k=0, novelty=0.3)
     assert score[2] > score[1]
     assert np.allclose(selection.partner_scores(iou, 0, 0, 0.0), iou[:, 0])
+
+
+def test_costs_within_noise_do_not_dominate():
+    # equal IoU and length; costs 0.010 and 0.013 with standard errors 0.002 each: within 2 sigma
+    table = np.array([[0.8, 10, 0.010], [0.8, 10, 0.013], [0.8, 10, 0.050]])
+    pool = np.arange(3)
+    assert selection.front(table, pool) == [0]                      # without errors the cheapest wins
+    se = np.array([0.002, 0.002, 0.002])
+    assert selection.front(table, pool, se) == [0, 1]               # within noise both stay
+    assert selection.front(table, pool, np.full(3, 0.05)) == [0, 1, 2]
+
+
+def test_cascade_spreads_a_limited_budget_over_the_heads():
+    from evo.search import archive as archive_mod
+    from evo.search import cascade
+
+    arch = archive_mod.Archive(n_heads=3)
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        record = archive_mod.Record(f"p{i}", f"k{i}", "src", (), "seed", 0, 5 + i, True, None, 0.0)
+        arch.add(record, rng.random(3))
+    everything = cascade.items(arch, margin=1.0)
+    limited = cascade.items(arch, margin=1.0, limit=4)
+    assert len(limited) == 4 and set(limited) <= set(everything)
+    assert {k for _, k in limited} == {0, 1, 2}                  # every head gets its top pair first
+    for k in range(3):
+        assert max(arch.iou[i, k] for i, kk in limited if kk == k) == max(
+            arch.iou[j, k] for j, kk in everything if kk == k)

@@ -45,6 +45,9 @@ def register(subparsers) -> None:
                    help="programs per head the cost schedule measures: best, simplest, next by IoU (default: 3)")
     p.add_argument("--recheck", type=int, default=3,
                    help="front runners the cost schedule re-measures per step over the heads taken (default: 3)")
+    p.add_argument("--remeasure", action="store_true",
+                   help="measure every candidate again even when SOURCE holds costs measured on the same "
+                        "selection text (by default those are reused)")
     p.add_argument("--threshold", type=float, default=0.5,
                    help="iou: skip a head whose marginal cost exceeds this; cost: stop there "
                         "(0.5 = +50%% perplexity; default: 0.5)")
@@ -94,13 +97,19 @@ def run(args: argparse.Namespace) -> int:
         if chosen.fingerprint == text.fingerprint:
             print("warning: the selection text is the final text; the figure is not held out", file=sys.stderr)
         select = perplexity.Meter(loaded, list(chosen.sentences), settings)
+    known = None
+    if select is not None and not args.remeasure:
+        known = costs.measured_on(best.origin, select.fingerprint)
+        if known:
+            print(f"reusing {len(known)} program costs recorded in {best.origin} for this selection text "
+                  "(--remeasure to measure again)", file=sys.stderr)
     plan = replace.Plan(schedule=args.schedule, threshold=args.threshold, candidates=args.candidates,
-                        recheck=args.recheck, seed=args.seed)
+                        recheck=args.recheck, seed=args.seed, known=known)
     report = replace.run(meter, best, fraction=args.fraction or 0.25, heads=heads, plan=plan, select=select,
                          log=_log)
     report["corpus"] = {"source": text.source, "fingerprint": text.fingerprint}
     if select is not None:
-        report["selection"].update(source=chosen.source, fingerprint=chosen.fingerprint)
+        report["selection"].update(source=chosen.source, corpus_fingerprint=chosen.fingerprint)
         where = costs.record(best.origin, report["candidates"], report["selection"])
         if where:
             print(f"recorded {len(report['candidates'])} measured program costs in {where}")

@@ -54,6 +54,7 @@ class Archive:
         self.by_id: dict[str, int] = {}
         self._iou = np.zeros((64, n_heads), dtype=np.float32)
         self.ppl: dict[tuple[int, int], float | None] = {}  # (index, head) -> relative increase
+        self.ppl_se: dict[tuple[int, int], float] = {}      # (index, head) -> its standard error
 
     def __len__(self) -> int:
         return len(self.records)
@@ -92,6 +93,14 @@ class Archive:
                 col[i] = value
         return col
 
+    def ppl_se_column(self, k: int) -> np.ndarray:
+        """Returns the (N,) standard error of head k's downstream cost, 0 where none was given."""
+        col = np.zeros(len(self.records))
+        for (i, head), value in self.ppl_se.items():
+            if head == k:
+                col[i] = value
+        return col
+
     def state(self) -> dict:
         """Returns the JSON-able archive (exact float32 scores)."""
         rows = []
@@ -101,7 +110,7 @@ class Archive:
             row["target"] = list(r.target)
             row["iou"] = encode(self._iou[i]) if r.ok else None
             rows.append(row)
-        ppl = [[self.records[i].id, k, v] for (i, k), v in sorted(self.ppl.items())]
+        ppl = [[self.records[i].id, k, v, self.ppl_se.get((i, k))] for (i, k), v in sorted(self.ppl.items())]
         return {"n_heads": self.n_heads, "records": rows, "ppl": ppl}
 
     @classmethod
@@ -113,6 +122,9 @@ class Archive:
             if iou is not None and iou.shape != (archive.n_heads,):
                 raise ValueError(f"program {row['id']} has {iou.shape[0]} head scores, expected {archive.n_heads}")
             archive.add(Record.from_dict(row), iou)
-        for pid, k, v in state.get("ppl", []):
+        for row in state.get("ppl", []):
+            pid, k, v = row[:3]
             archive.ppl[(archive.by_id[pid], int(k))] = v
+            if len(row) > 3 and row[3] is not None:
+                archive.ppl_se[(archive.by_id[pid], int(k))] = float(row[3])
         return archive

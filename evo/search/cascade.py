@@ -18,19 +18,26 @@ from evo.search import selection
 
 
 class Downstream(Protocol):
-    def costs(self, items: list[tuple[str, str, int]]) -> list[float | None]: ...
+    def costs(self, items: list[tuple[str, str, int]]) -> list[float | tuple[float, float] | None]:
+        """Returns per (program id, source, head k) its cost, or (cost, standard error); None if it failed."""
 
 
-def items(archive, margin: float) -> list[tuple[int, int]]:
-    """Returns the (program, head) pairs on or near a head's front whose cost is not yet known."""
+def items(archive, margin: float, limit: int | None = None) -> list[tuple[int, int]]:
+    """Returns the (program, head) pairs on or near a head's front whose cost is not yet known.
+
+    With `limit`, at most that many: every head's highest-IoU unmeasured pair first, then
+    every head's second, and so on, so one generation's measurements spread over the heads.
+    """
     iou, lengths, ok = archive.iou, archive.lengths, archive.ok
-    out = []
+    ranked = []
     for k in range(archive.n_heads):
         best = iou[ok, k].max() if ok.any() else 0.0
         near = set(i for i in selection.front_2d(iou[:, k], lengths, ok) if iou[i, k] >= best - margin)
         near.update(int(i) for i in np.flatnonzero(ok)[np.argsort(-iou[ok, k], kind="stable")[:3]])
-        out += [(i, k) for i in sorted(near) if (i, k) not in archive.ppl]
-    return out
+        todo = sorted((i for i in near if (i, k) not in archive.ppl), key=lambda i: (-iou[i, k], i))
+        ranked += [(rank, k, i) for rank, i in enumerate(todo)]
+    chosen = sorted(ranked)[:limit] if limit is not None else ranked
+    return sorted((i, k) for _, k, i in chosen)
 
 
 class Cascade:
@@ -44,11 +51,11 @@ class Cascade:
     def running(self) -> bool:
         return self._pending is not None
 
-    def start(self, archive, margin: float) -> None:
-        """Starts measuring the pairs `items(archive, margin)` in a background thread."""
+    def start(self, archive, margin: float, limit: int | None = None) -> None:
+        """Starts measuring the pairs `items(archive, margin, limit)` in a background thread."""
         if self._pending is not None:
             return
-        pairs = items(archive, margin)
+        pairs = items(archive, margin, limit)
         if not pairs:
             return
         payload = [(archive.records[i].id, archive.records[i].source, k) for i, k in pairs]
@@ -76,4 +83,7 @@ class Cascade:
         costs = box["costs"]
         assert len(costs) == len(pairs), "downstream returned a different number of costs"
         for pair, cost in zip(pairs, costs):
+            if isinstance(cost, tuple):
+                cost, se = cost
+                archive.ppl_se[pair] = float(se)
             archive.ppl[pair] = None if cost is None else float(cost)

@@ -59,6 +59,7 @@ class Settings:
     pool: int = 48  # per-head NSGA-II candidate pool: top programs by IoU, plus the front
     stall_generations: int = 25  # stop after this many generations with no new program
     cascade_margin: float = 0.1  # downstream cost for front programs within this IoU of the best
+    cascade_pairs: int = 16  # downstream measurements per generation at most, spread over the heads
 
 
 Downstream = cascade.Downstream  # the seam for the perplexity objective (docs/internals.md)
@@ -194,7 +195,7 @@ class Search:
         """Starts the downstream cascade for the archive as committed (see evo.search.cascade)."""
         if self.downstream is not None:
             self._cascade = self._cascade or cascade.Cascade(self.downstream)
-            self._cascade.start(self.archive, self.settings.cascade_margin)
+            self._cascade.start(self.archive, self.settings.cascade_margin, self.settings.cascade_pairs)
 
     def _finish_cascade(self) -> None:
         """Joins the downstream cascade in flight and records its costs."""

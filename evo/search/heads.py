@@ -34,11 +34,12 @@ class Heads:
         iou, lengths, ok = archive.iou, archive.lengths, archive.ok
         for k in range(archive.n_heads):
             ppl = archive.ppl_column(k) if with_cost else None
+            se = archive.ppl_se_column(k) if with_cost else None
             extra = np.flatnonzero(~np.isnan(ppl)) if ppl is not None else None
             pool = selection.candidates(iou[:, k], lengths, ok, settings.pool, extra)
             table = selection.objectives(iou[:, k], lengths, ppl)
-            self.selected[k] = selection.nsga2(table, pool, settings.population)
-            self.fronts[k] = selection.front(table, pool)
+            self.selected[k] = selection.nsga2(table, pool, settings.population, se)
+            self.fronts[k] = selection.front(table, pool, se)
 
     def state(self, best: np.ndarray) -> dict:
         """Returns the checkpoint's `heads` entry."""

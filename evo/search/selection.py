@@ -8,7 +8,9 @@ population per head. On top of that archive:
 - Every head has its own Pareto front and its own NSGA-II selection (DEAP's `selNSGA2`)
   over its objectives: IoU with that head (maximise), program length (minimise), and,
   when a downstream measure is plugged in, the perplexity cost of replacing that head
-  with the program (minimise).
+  with the program (minimise). Two costs whose difference is within `NOISE_Z` standard
+  errors of it count as equal: a measurement on a few hundred tokens cannot order them,
+  so neither dominates the other on cost.
 - Heads are clustered into islands by the similarity of their IoU profiles over the seed
   programs (k-means, seeded), so heads that behave alike -- all the previous-token heads,
   all the sink heads -- breed together. An island's population is the union of its heads'
@@ -32,6 +34,7 @@ import numpy as np
 from deap import base, tools
 
 PPL_MISSING = 1e9  # a finite stand-in for "no downstream cost measured": worst, but crowding stays finite
+NOISE_Z = 2.0      # costs closer than this many standard errors of their difference are equal
 
 
 class _Fitness2(base.Fitness):
@@ -40,6 +43,21 @@ class _Fitness2(base.Fitness):
 
 class _Fitness3(base.Fitness):
     weights = (1.0, -1.0, -1.0)  # IoU up, length down, perplexity cost down
+    se = 0.0  # the cost's standard error
+
+    def dominates(self, other, obj=slice(None)) -> bool:
+        """Returns whether this fitness dominates `other`, costs within noise counting as equal."""
+        better = False
+        mine, theirs = list(self.wvalues), list(other.wvalues)
+        noise = NOISE_Z * float(np.hypot(self.se, other.se))
+        if abs(mine[2] - theirs[2]) <= noise:
+            mine[2] = theirs[2]
+        for a, b in zip(mine[obj], theirs[obj]):
+            if a > b:
+                better = True
+            elif a < b:
+                return False
+        return better
 
 
 class _Individual:
@@ -47,9 +65,11 @@ class _Individual:
 
     __slots__ = ("index", "fitness")
 
-    def __init__(self, index: int, values: tuple[float, ...]):
+    def __init__(self, index: int, values: tuple[float, ...], se: float = 0.0):
         self.index = index
         self.fitness = (_Fitness2 if len(values) == 2 else _Fitness3)(values)
+        if se:
+            self.fitness.se = float(se)
 
 
 def objectives(iou: np.ndarray, lengths: np.ndarray, ppl: np.ndarray | None) -> np.ndarray:
@@ -89,18 +109,22 @@ def candidates(iou: np.ndarray, lengths: np.ndarray, ok: np.ndarray, pool: int,
     return np.unique(np.concatenate(parts))
 
 
-def front(table: np.ndarray, pool_idx: np.ndarray) -> list[int]:
+def _individuals(table: np.ndarray, pool_idx: np.ndarray, se: np.ndarray | None) -> list[_Individual]:
+    return [_Individual(int(i), tuple(table[i]), 0.0 if se is None else se[i]) for i in pool_idx]
+
+
+def front(table: np.ndarray, pool_idx: np.ndarray, se: np.ndarray | None = None) -> list[int]:
     """Returns the first non-dominated front (archive indices, ascending) within the pool."""
     if len(pool_idx) == 0:
         return []
-    inds = [_Individual(int(i), tuple(table[i])) for i in pool_idx]
+    inds = _individuals(table, pool_idx, se)
     first = tools.sortNondominated(inds, len(inds), first_front_only=True)[0]
     return sorted(ind.index for ind in first)
 
 
-def nsga2(table: np.ndarray, pool_idx: np.ndarray, mu: int) -> list[int]:
-    """Returns `mu` archive indices chosen by NSGA-II from the pool, best first."""
-    inds = [_Individual(int(i), tuple(table[i])) for i in pool_idx]
+def nsga2(table: np.ndarray, pool_idx: np.ndarray, mu: int, se: np.ndarray | None = None) -> list[int]:
+    """Returns `mu` archive indices chosen by NSGA-II from the pool, best first (costs within noise equal)."""
+    inds = _individuals(table, pool_idx, se)
     if len(inds) <= mu:
         chosen = inds
     else:
