@@ -19,123 +19,8 @@ from typing import Callable
 import numpy as np
 
 from evo import files, perplexity, schedule
-from evo import run as run_dir
+from evo.candidates import Best, Candidate
 from evo.errors import UserError
-
-
-@dataclasses.dataclass(frozen=True)
-class Candidate:
-    """A head and one of its programs."""
-
-    layer: int
-    head: int
-    program: str   # program id (file stem)
-    source: str
-    iou: float
-    length: int = 0
-    pick: str = ""  # "best", "simplest" or "front": why it is a candidate for its head
-
-    @property
-    def key(self) -> tuple[int, int]:
-        return (self.layer, self.head)
-
-
-@dataclasses.dataclass(frozen=True)
-class Best:
-    """Every head's best program, from a run or an export."""
-
-    model: str
-    n_layers: int
-    n_heads: int
-    candidates: list[Candidate]   # heads that have a program, in (layer, head) order
-    origin: str                   # the run or export directory
-    options: dict[tuple[int, int], list[Candidate]] = dataclasses.field(default_factory=dict)
-    # per head: its best and simplest programs, then the rest of its front by IoU
-
-    def choices(self, head: tuple[int, int], count: int) -> list[Candidate]:
-        """Returns up to `count` distinct candidates for `head` (best first)."""
-        return self.options.get(head, [c for c in self.candidates if c.key == head])[:count]
-
-
-def load_best(path: str | pathlib.Path) -> Best:
-    """Returns the best program per head from an export dir (front.json) or a run dir (its checkpoint)."""
-    path = pathlib.Path(path)
-    if (path / "front.json").is_file():
-        return _from_export(path)
-    if run_dir.is_run(path):
-        return _from_run(path)
-    raise UserError(f"{path} is neither an export (front.json + programs/) nor a run directory (config.json)")
-
-
-def _from_export(path: pathlib.Path) -> Best:
-    """Returns the best programs of an export directory."""
-    try:
-        doc = json.loads((path / "front.json").read_text(encoding="utf-8"))
-        heads = doc["heads"]
-        model = doc["model"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UserError(f"{path / 'front.json'} is not a readable export front ({err})") from err
-    candidates, options = [], {}
-    for h in heads:
-        if not h.get("front"):
-            continue
-        layer, head = int(h["layer"]), int(h["head"])
-        best = max(h["front"], key=lambda e: (e["iou"], -e["length"]))
-        simplest = h.get("simplest") or best
-        ordered = [(best, "best"), (simplest, "simplest")] + [
-            (e, "front") for e in sorted(h["front"], key=lambda e: (-e["iou"], e["length"]))]
-        seen, mine = set(), []
-        for e, pick in ordered:
-            if e["program"] in seen:
-                continue
-            seen.add(e["program"])
-            file = path / "programs" / f"{e['program']}.py"
-            if not file.is_file():
-                raise UserError(f"{file} is missing: front.json names program {e['program']} for head "
-                                f"{layer}.{head}")
-            mine.append(Candidate(layer, head, e["program"], file.read_text(encoding="utf-8"), float(e["iou"]),
-                                  int(e.get("length", 0)), pick))
-        candidates.append(mine[0])
-        options[(layer, head)] = mine
-    n_layers = max(int(h["layer"]) for h in heads) + 1
-    n_heads = max(int(h["head"]) for h in heads) + 1
-    return Best(model, n_layers, n_heads, candidates, str(path), options)
-
-
-def _from_run(path: pathlib.Path) -> Best:
-    """Returns the best programs of a run, read from its checkpoint through evo.export."""
-    from evo.search import export
-
-    fronts = export.collect(path)
-    candidates, options = [], {}
-    for k, (layer, head) in enumerate(fronts.heads):
-        if not fronts.fronts[k]:
-            continue
-        ordered = [(fronts.best(k), "best"), (fronts.simplest(k), "simplest")] + [
-            (e, "front") for e in sorted(fronts.fronts[k], key=lambda e: (-e.iou, e.length))]
-        seen, mine = set(), []
-        for e, pick in ordered:
-            if e.program not in seen:
-                seen.add(e.program)
-                mine.append(Candidate(layer, head, e.program, fronts.sources[e.program], e.iou, e.length, pick))
-        candidates.append(mine[0])
-        options[(layer, head)] = mine
-    n_layers = max(layer for layer, _ in fronts.heads) + 1
-    n_heads = max(head for _, head in fronts.heads) + 1
-    return Best(fronts.model, n_layers, n_heads, candidates, str(path), options)
-
-
-def parse_heads(text: str) -> list[tuple[int, int]]:
-    """Returns [(layer, head), ...] from "3.1,5.0"."""
-    heads = []
-    for part in text.split(","):
-        layer, dot, head = part.strip().partition(".")
-        if not (dot and layer.isdigit() and head.isdigit()):
-            raise UserError(f"--heads takes LAYER.HEAD pairs separated by commas (e.g. 3.1,5.0), got {part!r}")
-        heads.append((int(layer), int(head)))
-    if len(set(heads)) != len(heads):
-        raise UserError(f"--heads names a head twice: {text}")
-    return heads
 
 
 def marginal(meter: perplexity.Meter, before: float, after: float) -> float:
@@ -191,6 +76,29 @@ def run(meter: perplexity.Meter, best: Best, fraction: float | None = None,
     """
     total = best.n_layers * best.n_heads
     log(f"{meter.metric} of the unmodified model: {meter.baseline:.4f} on {len(meter.ids)} sentences")
+    target, schedule_name, replaced, skipped, measured = _schedule(meter, best, total, fraction, heads, plan,
+                                                                   select or meter, log)
+    if not replaced:
+        raise UserError("no head could be replaced: every program failed or exceeded the threshold")
+    chosen = [s.candidate for s in replaced]
+    uniform = uniform_baseline(meter, [c.key for c in chosen])
+    picked = {c.key: c for c in best.candidates} | {c.key: c for c in chosen}
+    random_value, random_heads = random_baseline(meter, sorted(picked.values(), key=lambda c: c.key), len(chosen),
+                                                 np.random.default_rng(plan.seed))
+    log(f"baselines: uniform {uniform:.4f}, random {random_value:.4f}")
+    report = _report(meter, best, total, target, plan, replaced, skipped,
+                     {"uniform": uniform, "random": random_value}, random_heads)
+    report["schedule"] = schedule_name
+    report["candidates"] = _measured(measured, {c.key: c.program for c in chosen})
+    if measured:
+        select = select or meter
+        report["selection"] = {"sentences": len(select.ids), "tokens": select.n_tokens,
+                               "baseline": select.baseline, "fingerprint": select.fingerprint}
+    return report
+
+
+def _schedule(meter, best: Best, total: int, fraction, heads, plan: Plan, select, log):
+    """Returns (target, schedule name, replaced steps, skipped steps, the cost schedule's measurements)."""
     measured: dict = {}
     if heads is not None:
         by_head = {(c.layer, c.head): c for c in best.candidates}
@@ -207,7 +115,6 @@ def run(meter: perplexity.Meter, best: Best, fraction: float | None = None,
             candidates = sorted(best.candidates, key=lambda c: (-c.iou, c.layer, c.head))
             replaced, skipped = schedule.by_iou(meter, candidates, target, plan.threshold, log)
         else:
-            select = select or meter
             log(f"cost schedule: measuring up to {plan.candidates} programs per head alone on "
                 f"{len(select.ids)} selection sentences")
             failed: list = []
@@ -215,22 +122,28 @@ def run(meter: perplexity.Meter, best: Best, fraction: float | None = None,
             order = schedule.by_cost(select, measured, target, plan.recheck, plan.threshold, log)
             replaced, skipped = schedule.curve(meter, [s.candidate for s in order], log)
             skipped = failed + skipped
-    if not replaced:
-        raise UserError("no head could be replaced: every program failed or exceeded the threshold")
-    chosen = [s.candidate for s in replaced]
-    uniform = uniform_baseline(meter, [c.key for c in chosen])
-    picked = {c.key: c for c in best.candidates} | {c.key: c for c in chosen}
-    random_value, random_heads = random_baseline(meter, sorted(picked.values(), key=lambda c: c.key), len(chosen),
-                                                 np.random.default_rng(plan.seed))
-    log(f"baselines: uniform {uniform:.4f}, random {random_value:.4f}")
-    report = _report(meter, best, total, target, plan, replaced, skipped,
-                     {"uniform": uniform, "random": random_value}, random_heads)
-    report["schedule"] = schedule_name
-    report["candidates"] = _measured(measured, {c.key: c.program for c in chosen})
-    if measured:
-        report["selection"] = {"sentences": len(select.ids), "tokens": select.n_tokens,
-                               "baseline": select.baseline, "fingerprint": select.fingerprint}
-    return report
+    return target, schedule_name, replaced, skipped, measured
+
+
+def complete(doc: dict) -> dict:
+    """Returns a replace report with the fields derived from its contract keys filled in where missing.
+
+    Older reports (and hand-made ones) carry only model, curve, baselines and replaced.
+    """
+    doc = dict(doc)
+    ppl = doc.setdefault("metric", perplexity.PERPLEXITY) == perplexity.PERPLEXITY
+    base, final = doc["curve"][0]["value"], doc["curve"][-1]["value"]
+
+    def change(value: float) -> float:
+        return value / base - 1.0 if ppl else 1.0 - value / base
+
+    doc.setdefault("baseline_changes", {k: change(v) for k, v in doc["baselines"].items()})
+    doc.setdefault("increase" if ppl else "decrease", change(final))
+    doc.setdefault("heads_total", max(1, round(len(doc["replaced"]) / max(doc.get("fraction") or 1.0, 1e-9))))
+    doc.setdefault("fraction", len(doc["replaced"]) / doc["heads_total"])
+    doc.setdefault("sentences", "?")
+    doc.setdefault("tokens", "?")
+    return doc
 
 
 def _measured(measured: dict, chosen: dict) -> list[dict]:
@@ -281,27 +194,43 @@ def write_json(report: dict, path: str | pathlib.Path) -> None:
     files.write_text(pathlib.Path(path), json.dumps(report, indent=2) + "\n")
 
 
-def plot(report: dict, path: str | pathlib.Path) -> None:
-    """Draws the measure against the fraction of heads replaced, with both baselines, into a PNG."""
+_LABELS = {"cost": "cost schedule (cheapest programs)", "iou": "iou schedule (paper's: best programs by IoU)"}
+
+
+def plot(report: dict, path: str | pathlib.Path, others: list[dict] = ()) -> None:
+    """Draws the relative cost against the fraction of heads replaced (and `others`' curves), with baselines.
+
+    A baseline far above the curves is drawn at the top edge with its value written beside it.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
+    ppl = report["metric"] == perplexity.PERPLEXITY
     fig, ax = pyplot.subplots(figsize=(6.4, 4.2))
-    xs = [p["fraction"] * 100 for p in report["curve"]]
-    ys = [p["value"] for p in report["curve"]]
-    label = {"cost": "cheapest programs (cost schedule)", "iou": "best programs (greedy by IoU)"}.get(
-        report.get("schedule"), "the given heads")
-    ax.plot(xs, ys, marker="o", markersize=3, label=label)
+    top = 0.0
+    for r in [report, *others]:
+        base = r["curve"][0]["value"]
+        xs = [p["fraction"] * 100 for p in r["curve"]]
+        ys = [100 * (p["value"] / base - 1 if ppl else 1 - p["value"] / base) for p in r["curve"]]
+        top = max(top, max(ys))
+        ax.plot(xs, ys, marker="o", markersize=3, label=_LABELS.get(r.get("schedule"), "the given heads"))
+    ceiling = max(top * 1.6, 1.0)
     x = report["fraction"] * 100
-    ax.scatter([x], [report["baselines"]["uniform"]], marker="s", color="tab:red", label="same heads, uniform")
-    ax.scatter([x], [report["baselines"]["random"]], marker="^", color="tab:green", label="random heads, programs")
-    ax.axhline(ys[0], color="grey", linewidth=0.8, linestyle="--", label="unmodified model")
+    for name, marker, colour, label, dx in (("uniform", "s", "tab:red", "same heads, uniform", -0.4),
+                                            ("random", "^", "tab:green", "random heads, programs", 0.4)):
+        value = 100 * report["baseline_changes"][name]
+        shown = min(value, ceiling * 0.97)
+        ax.scatter([x + dx], [shown], marker=marker, color=colour, zorder=3,
+                   label=f"{label} ({value:+.1f} %)" + (", off the scale" if value > shown else ""))
+    ax.axhline(0.0, color="grey", linewidth=0.8, linestyle="--", label="unmodified model")
+    ax.set_ylim(min(-1.0, ax.get_ylim()[0]), ceiling)
     ax.set_xlabel("heads replaced (% of all heads)")
-    ax.set_ylabel("perplexity" if report["metric"] == perplexity.PERPLEXITY else "embedding cosine to original")
-    ax.set_title(f"{report['model']}: {len(report['replaced'])} of {report['heads_total']} heads replaced")
-    ax.legend(fontsize=8)
+    ax.set_ylabel("perplexity increase (%)" if ppl else "embedding cosine decrease (%)")
+    ax.set_title(f"{report['model']}: up to {len(report['replaced'])} of {report['heads_total']} heads replaced "
+                 f"({report['sentences']} sentences)", fontsize=10)
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     with files.atomic(pathlib.Path(path), "wb") as f:
         fig.savefig(f, dpi=120, format=pathlib.Path(path).suffix.lstrip(".") or "png")

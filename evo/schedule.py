@@ -30,7 +30,7 @@ Log = Callable[[str], None]
 class Step:
     """One head tried by a schedule, or one point of a curve."""
 
-    candidate: object          # evo.replace.Candidate
+    candidate: object          # evo.candidates.Candidate
     value: float | None        # the measure with this head added (None when its program failed)
     marginal: float | None     # relative cost over the heads replaced before it
     reason: str | None = None  # why it was skipped

@@ -7,7 +7,7 @@ import types
 import numpy as np
 import pytest
 
-from evo import cli, perplexity, replace, schedule
+from evo import candidates, cli, perplexity, replace, schedule
 from evo.errors import UserError
 
 SEEDS = pathlib.Path(__file__).resolve().parent.parent / "seeds"
@@ -44,6 +44,7 @@ class FakeMeter:
     settings = perplexity.Settings()
     ids = [[1, 2, 3]]
     n_tokens = 2
+    fingerprint = "fake"
 
     def __init__(self, factors, failing=(), together=None):
         self.factors = factors
@@ -89,7 +90,7 @@ class FakeMeter:
 
 
 def _candidates(n):
-    return [replace.Candidate(k // 2, k % 2, f"p{k}", f"source {k}", 0.9 - 0.1 * k) for k in range(n)]
+    return [candidates.Candidate(k // 2, k % 2, f"p{k}", f"source {k}", 0.9 - 0.1 * k) for k in range(n)]
 
 
 def test_iou_schedule_skips_heads_over_the_threshold_and_stops_at_the_target():
@@ -111,8 +112,8 @@ def test_iou_schedule_skips_failing_programs_with_the_reason():
 
 
 def test_iou_schedule_orders_heads_by_iou_and_reports_the_contract_keys():
-    candidates = _candidates(4)[::-1]
-    best = replace.Best("m", n_layers=2, n_heads=2, candidates=candidates, origin="x")
+    given = _candidates(4)[::-1]
+    best = candidates.Best("m", n_layers=2, n_heads=2, candidates=given, origin="x")
     meter = FakeMeter({(0, 0): 1.1, (0, 1): 1.2, (1, 0): 1.3, (1, 1): 1.4})
     report = replace.run(meter, best, fraction=0.5, plan=replace.Plan(schedule="iou", seed=3))
     assert report["schedule"] == "iou"
@@ -134,10 +135,10 @@ def _options(costs: dict):
         for i, f in enumerate(values):
             source = f"source {head} {i}"
             pick = ("best", "simplest", "front")[min(i, 2)]
-            options[head].append(replace.Candidate(*head, f"p{head[0]}{head[1]}{i}", source, 0.9 - 0.1 * i, 10 + i,
+            options[head].append(candidates.Candidate(*head, f"p{head[0]}{head[1]}{i}", source, 0.9 - 0.1 * i, 10 + i,
                                                    pick))
             factors[(head, source)] = f
-    best = replace.Best("m", 2, 2, [o[0] for o in options.values()], "x", options)
+    best = candidates.Best("m", 2, 2, [o[0] for o in options.values()], "x", options)
     return best, factors
 
 
@@ -182,22 +183,22 @@ def test_random_baseline_depends_only_on_the_seed():
 
 
 def test_parse_heads_reads_layer_dot_head_pairs():
-    assert replace.parse_heads("3.1, 5.0") == [(3, 1), (5, 0)]
+    assert candidates.parse_heads("3.1, 5.0") == [(3, 1), (5, 0)]
     with pytest.raises(UserError, match="LAYER.HEAD"):
-        replace.parse_heads("3,1")
+        candidates.parse_heads("3,1")
     with pytest.raises(UserError, match="twice"):
-        replace.parse_heads("3.1,3.1")
+        candidates.parse_heads("3.1,3.1")
 
 
 def test_explicit_heads_without_programs_are_a_user_error(tmp_path):
     export = _write_export(tmp_path / "exp", "m", 2, 2)
-    best = replace.load_best(export)
+    best = candidates.load_best(export)
     with pytest.raises(UserError, match="no program for head"):
         replace.run(FakeMeter({}), best, heads=[(5, 0)])
 
 
 def test_load_best_takes_each_heads_highest_iou_program(tmp_path):
-    best = replace.load_best(_write_export(tmp_path / "exp", "m", 2, 2))
+    best = candidates.load_best(_write_export(tmp_path / "exp", "m", 2, 2))
     assert (best.n_layers, best.n_heads) == (2, 2)
     assert [c.program for c in best.candidates] == list(PROGRAMS)
     assert best.candidates[0].source == (SEEDS / "previous_token.py").read_text()
@@ -205,14 +206,14 @@ def test_load_best_takes_each_heads_highest_iou_program(tmp_path):
 
 def test_load_best_rejects_other_directories(tmp_path):
     with pytest.raises(UserError, match="neither an export"):
-        replace.load_best(tmp_path)
+        candidates.load_best(tmp_path)
 
 
 def test_load_best_names_a_missing_program_file(tmp_path):
     export = _write_export(tmp_path / "exp", "m", 1, 2)
     (export / "programs" / "first_token.py").unlink()
     with pytest.raises(UserError, match="first_token.py is missing"):
-        replace.load_best(export)
+        candidates.load_best(export)
 
 
 def test_evo_replace_writes_json_and_plot(tmp_path, tiny_gpt2_dir, capsys):
@@ -229,6 +230,10 @@ def test_evo_replace_writes_json_and_plot(tmp_path, tiny_gpt2_dir, capsys):
     assert report["baselines"]["uniform"] != report["replaced_ppl"]
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert "replaced 4 heads (50.0%)" in capsys.readouterr().out
+    both = tmp_path / "both.png"
+    assert cli.main(["replace", str(export), "--schedule", "iou", "--fraction", "0.25", "--plot", str(both),
+                     "--compare", str(out)]) == 0
+    assert both.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_cost_schedule_records_measured_costs_in_the_export(tmp_path, tiny_gpt2_dir, capsys):

@@ -62,29 +62,37 @@ def register(subparsers) -> None:
     p.add_argument("--model", default=None, help="load this model instead of the one the source names "
                                                  "(e.g. a local copy); it must have the same heads")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (default: cpu)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"),
+                   help="model dtype (default: float32; bfloat16 halves a GPU's memory for 1B+ models)")
     p.add_argument("--seed", type=int, default=0, help="seed for the random-heads baseline (default: 0)")
     p.add_argument("--json", metavar="OUT", default=None, help="write the report as JSON")
     p.add_argument("--plot", metavar="OUT.png", default=None, help="draw the measure against the fraction replaced")
+    p.add_argument("--compare", metavar="REPORT.json", action="append", default=[],
+                   help="also draw this earlier --json report's curve in --plot (e.g. the other schedule); "
+                        "repeatable")
     flags.deprecated(p, "--max-tokens", "--sentence-tokens", "max_tokens", int)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Runs the schedule and baselines (and the task); prints a summary, writes --json and --plot."""
-    from evo import costs, models, perplexity, replace
+    import pathlib
+
+    from evo import candidates, costs, files, models, perplexity, replace
     from evo.errors import UserError
 
     _check(args)
-    heads = replace.parse_heads(args.heads) if args.heads is not None else None
-    best = replace.load_best(args.source)
+    heads = candidates.parse_heads(args.heads) if args.heads is not None else None
+    best = candidates.load_best(args.source)
     if heads:
         known = {(c.layer, c.head) for c in best.candidates}
         missing = [f"{layer}.{head}" for layer, head in heads if (layer, head) not in known]
         if missing:
             raise UserError(f"no program for head(s) {', '.join(missing)} in {best.origin}")
     task = _task(args) if args.task else None
+    others = [files.read_json(pathlib.Path(path), "--compare report") for path in args.compare]
     text = _text(args.corpus, args.split or ("search" if args.corpus else "perplexity"), args.sentences)
-    loaded = models.load(args.model or best.model, device=args.device)
+    loaded = models.load(args.model or best.model, device=args.device, dtype=args.dtype)
     if (loaded.n_layers, loaded.n_heads) != (best.n_layers, best.n_heads):
         raise UserError(f"{best.origin} has {best.n_layers} layers x {best.n_heads} heads, the model "
                         f"{loaded.name} has {loaded.n_layers} x {loaded.n_heads}")
@@ -122,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         replace.write_json(report, args.json)
         print(f"wrote {args.json}")
     if args.plot:
-        replace.plot(report, args.plot)
+        replace.plot(report, args.plot, others)
         print(f"wrote {args.plot}")
     return 0
 

@@ -79,7 +79,12 @@ def _replacement(path, res: results.Results) -> dict:
         raise UserError(f"--replace {path} is not an `evo replace` JSON (needs model, curve, baselines, replaced)")
     if doc["model"] != res.model:
         raise UserError(f"--replace {path} is for model {doc['model']!r}, the report is for {res.model!r}")
-    return doc
+    from evo import replace
+
+    try:
+        return replace.complete(doc)
+    except (KeyError, IndexError, TypeError, ZeroDivisionError) as err:
+        raise UserError(f"--replace {path} is not a complete `evo replace` JSON ({type(err).__name__}: {err})") from None
 
 
 def _run_extras(res: results.Results):
