@@ -66,6 +66,9 @@ def load_targets(aset_path) -> _Loaded:
     aset = attention_set.AttentionSet.load(path)
     loaded = _Loaded([list(t) for t in aset.tokens], bool(aset.causal),
                      fitness.Targets.from_set(aset))
+    from evo import linguistic
+
+    linguistic.preload(path, loaded.tokens)  # the set's annotations, parsed once beside it (if any)
     _CACHE.clear()   # one set per worker at a time: packed targets can be large
     _CACHE[str(path)] = (stamp, loaded)
     return loaded

@@ -50,6 +50,7 @@ class RunConfig:
     time_limit: float = 2.0           # seconds per program per sentence
     seeds_dir: str | None = None      # starting programs
     from_export: str | None = None    # also started from this export's programs
+    vocabulary: dict | None = None    # {"linguistic": True, "pipeline", "version"} when spaCy helpers were on
     created: str = ""                 # ISO time the run began
     command: tuple = ()               # argv of the command that began it
 
@@ -86,7 +87,8 @@ class RunConfig:
 _TYPES = {"model": str, "corpus": (str, type(None)), "split": str, "sentence_tokens": int, "attention_set": dict,
           "captured": bool, "seed": int, "budgets": dict, "settings": dict, "operators": dict,
           "downstream_sentences": int, "workers": int, "backend": str, "time_limit": (int, float), "seeds_dir": (str, type(None)),
-          "from_export": (str, type(None)), "created": str, "command": (list, tuple)}
+          "from_export": (str, type(None)), "vocabulary": (dict, type(None)), "created": str,
+          "command": (list, tuple)}
 
 
 def _flat(t) -> tuple:
@@ -151,6 +153,24 @@ def attention_set(config: RunConfig, device: str = "cpu"):
                         f"{fingerprint(aset)}, run has {config.attention_set['fingerprint']}); "
                         "refusing to resume against different data")
     return aset
+
+
+def vocabulary() -> dict:
+    """Returns the vocabulary a new run gets: the linguistic helpers whenever the extra is installed."""
+    from evo import linguistic
+
+    found = linguistic.installed()
+    if found is None:
+        return {"linguistic": False}
+    return {"linguistic": True, "pipeline": found[0], "version": found[1]}
+
+
+def check_vocabulary(run_dir: pathlib.Path, config: RunConfig) -> None:
+    """Raises a one-line error when the run had the linguistic vocabulary and this machine has not."""
+    had = config.vocabulary or {}
+    if had.get("linguistic") and not vocabulary()["linguistic"]:
+        raise UserError(f"run {run_dir} was searched with the linguistic vocabulary ({had.get('pipeline')} "
+                        f"{had.get('version')}), which is not installed here: pip install 'headcode[linguistic]'")
 
 
 def check_resumable(run_dir: pathlib.Path, config: RunConfig, state: dict) -> None:

@@ -50,7 +50,11 @@ def prelude_doc() -> str:
     lines = ["## Helper prelude",
              "These helpers are available in every program without an import "
              "(`from evo.prelude import name` also works):"]
+    from evo import linguistic
+
     public = getattr(prelude, "__all__", None) or [n for n in vars(prelude) if not n.startswith("_")]
+    if not linguistic.available():  # the LLM is shown only helpers this machine can run
+        public = [n for n in public if n not in prelude.LINGUISTIC]
     for name in public:
         obj = getattr(prelude, name)
         if not inspect.isfunction(obj) or not obj.__module__.startswith(prelude.__name__):

@@ -114,7 +114,7 @@ def run_search(args) -> int:
         operators=_operator_settings(args), downstream_sentences=args.downstream_sentences,
         workers=args.workers, backend=args.backend, time_limit=args.time_limit,
         seeds_dir=str(args.seeds_dir or DEFAULT_SEEDS),
-        from_export=_absolute(args.from_export),
+        from_export=_absolute(args.from_export), vocabulary=run.vocabulary(),
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(), command=tuple(sys.argv))
     run.save_config(run_dir, config)
     pool = parallel.Pool(args.backend, args.workers, args.scheduler)
@@ -132,6 +132,7 @@ def run_resume(args) -> int:
     config = run.load_config(run_dir)
     state = checkpoint.load(run_dir)
     run.check_resumable(run_dir, config, state)
+    run.check_vocabulary(run_dir, config)
     try:
         old = search.Budget(**state["budgets"])
     except TypeError as err:
@@ -145,6 +146,10 @@ def run_resume(args) -> int:
 def _drive(run_dir, config, budget, pool, programs=None, state=None, device: str = "cpu") -> int:
     """Builds the engine for a run, seeds or restores it, runs it on `pool`'s workers; returns the exit status."""
     aset = run.attention_set(config, device)
+    if (config.vocabulary or {}).get("linguistic"):
+        from evo import linguistic
+
+        linguistic.ensure(aset)  # every sentence parsed once, beside the set, before any worker starts
     with pool:
         return _run_engine(run_dir, config, budget, pool, aset, programs, state, device)
 

@@ -32,6 +32,19 @@ def causal_rows(a) -> np.ndarray:
     return rows(np.tril(np.asarray(a, dtype=float)))
 
 
+def softmax_rows(scores) -> np.ndarray:
+    """Returns attention from additive scores (n, n): each row's softmax (-inf scores get nothing).
+
+    Build the scores from readable terms, e.g. `2.1 * head_matrix(tokens) + 1.4 * pos_pair(tokens,
+    "NOUN", "DET")`; the evaluator's causal mask then keeps the softmax over the visible keys.
+    """
+    s = np.asarray(scores, dtype=float)
+    top = np.max(s, axis=1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    e = np.exp(s - top)
+    return rows(np.where(np.isfinite(e), e, 0.0))
+
+
 def _sink_rows(n: int, start: int = 0, stop: int | None = None) -> np.ndarray:
     a = np.zeros((n, n))
     a[start:stop, 0] = 1.0
@@ -205,4 +218,4 @@ PATTERNS = ("sink", "early_sink", "start_sink", "opening_sink", "late_sink", "fa
             "decay", "slow_decay", "window", "same_token", "previous_copy", "induction", "punctuation",
             "delimiters", "last_delimiter", "capitals", "word_openings", "word_head", "same_word",
             "previous_word", "digits", "special_tokens")
-__all__ = ["rows", "causal_rows", *[p for p in PATTERNS if p != "same_token"]]
+__all__ = ["rows", "causal_rows", "softmax_rows", *[p for p in PATTERNS if p != "same_token"]]

@@ -83,11 +83,20 @@ def run_unchecked(source: str, sentences: list[list[str]], limits: Limits = Limi
 
 def _execute(source: str, sentences, limits: Limits, start: float) -> Outcome:
     """Returns the Outcome of running an (already checked) program in the fork server."""
-    request = json.dumps({
+    fields = {
         "source": source, "sentences": [list(s) for s in sentences],
         "seconds": limits.seconds, "memory_mb": limits.memory_mb,
         "total_seconds": limits.total_seconds,
-    }).encode()
+    }
+    from evo import linguistic  # lazy: spaCy loads only for programs that use its helpers
+
+    if linguistic.uses(source):
+        try:
+            fields["annotations"] = [a.to_json() for a in linguistic.for_sentences(fields["sentences"])]
+        except UserError as err:
+            return Outcome(False, None, f"the program uses the linguistic helpers, which are not available: {err}",
+                           time.perf_counter() - start)
+    request = json.dumps(fields).encode()
     budget = limits.seconds * (len(sentences) + 1) + _SLACK
     if limits.total_seconds is not None:
         budget = min(budget, limits.total_seconds + limits.seconds + _SLACK)

@@ -26,7 +26,9 @@ import time
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+from evo.prelude import linguistic as prelude_linguistic  # noqa: E402
 from evo.sandbox import child as sandbox_child  # noqa: E402
+
 
 _ERROR_CAP = 4096   # bytes of error text a child may send
 
@@ -203,11 +205,25 @@ def serve(fd_in: int, fd_out: int) -> None:
         if body is None:
             return
         req = json.loads(body)
+        _hand_over(req["sentences"], req.get("annotations"))
         header, payload = execute(req["source"], req["sentences"], req["seconds"],
                                   req["memory_mb"], req.get("total_seconds"))
         head = json.dumps(header).encode()
         _write_all(fd_out, struct.pack("<I", len(head)) + head
                    + struct.pack("<Q", len(payload)) + payload)
+
+
+def _hand_over(sentences, annotations) -> None:
+    """Gives the prelude this request's linguistic annotations (the forked child inherits them)."""
+    known = prelude_linguistic._KNOWN
+    known.clear()
+    for tokens, a in zip(sentences, annotations or ()):
+        known[tuple(tokens)] = prelude_linguistic.Annotation.from_json(a)
+
+
+def _unannotated(tokens):
+    raise LookupError("this sentence has no linguistic annotation (the run had none to give: "
+                      "pip install 'headcode[linguistic]')")
 
 
 def main() -> None:
@@ -220,6 +236,7 @@ def main() -> None:
     os.dup2(devnull, 0)
     os.dup2(2, 1)
     os.close(devnull)
+    prelude_linguistic._PARSER = _unannotated
     sandbox_child.warm_up()
     _write_all(fd_out, b"R")
     serve(fd_in, fd_out)

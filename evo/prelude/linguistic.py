@@ -1,0 +1,164 @@
+"""Linguistic helpers: what a token's word is and how words relate (part of speech, heads, chunks).
+
+(This is `evo.prelude`'s linguistic part; it needs the `headcode[linguistic]` extra: spaCy
+and an English pipeline.) Every helper takes the sentence's `tokens` and token positions.
+Tokens map to words by character offsets, so the pieces of one word share its
+annotations; special tokens (`<bos>`, `[CLS]`) and bare whitespace belong to no word.
+
+The annotations are computed once per sentence by trusted code (`evo.linguistic`) and
+handed to the prelude before a program runs (`provide`); a program never parses. An
+exported program run on its own parses a sentence on first use with the installed
+pipeline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+__all__ = [
+    "pos_of", "dep_of", "word_of", "head_of", "is_noun", "is_verb", "is_adj", "is_adv", "is_det",
+    "is_pron", "is_adp", "is_propn", "is_num", "is_conj", "is_head_of", "same_chunk",
+    "same_clause", "entity_of", "head_matrix", "pos_matrix", "pos_pair",
+]
+
+NOUNS = frozenset({"NOUN", "PROPN"})
+VERBS = frozenset({"VERB", "AUX"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Annotation:
+    """One sentence's annotations, per model token (-1 / "" where a token has no word)."""
+
+    word: tuple[int, ...]      # index of the token's word in the sentence
+    pos: tuple[str, ...]       # universal part of speech of its word ("NOUN", "DET", ...)
+    dep: tuple[str, ...]       # dependency relation of its word to its head ("nsubj", "det", ...)
+    head: tuple[int, ...]      # token index of the first piece of its word's head (-1 for the root)
+    chunk: tuple[int, ...]     # noun chunk it is in (-1: none)
+    entity: tuple[str, ...]    # named-entity label of its word ("PERSON", "GPE", ...; "": none)
+    clause: tuple[int, ...]    # clause it is in (the index of the clause's head word; -1: none)
+
+    def to_json(self) -> dict:
+        return {f.name: list(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Annotation":
+        return cls(**{f.name: tuple(d[f.name]) for f in dataclasses.fields(cls)})
+
+
+_KNOWN: dict[tuple[str, ...], Annotation] = {}
+_PARSER = None  # set by evo.linguistic in trusted processes: tokens -> Annotation
+
+
+def provide(tokens: Sequence[str], annotation: Annotation) -> None:
+    """Hands the prelude the annotation of one sentence (trusted callers only)."""
+    _KNOWN[tuple(tokens)] = annotation
+
+
+def annotation(tokens: Sequence[str]) -> Annotation:
+    """Returns the sentence's annotation (handed over, or parsed now outside the sandbox)."""
+    key = tuple(tokens)
+    found = _KNOWN.get(key)
+    if found is None:
+        if _PARSER is None:
+            from evo import linguistic  # trusted, outside the sandbox: loads the pipeline
+
+            linguistic.install_parser()
+        found = _PARSER(list(tokens))
+        _KNOWN[key] = found
+    return found
+
+
+def pos_of(tokens: Sequence[str], i: int) -> str:
+    """Returns the part of speech of token i's word ("NOUN", "VERB", "DET", "ADP", "PUNCT", ...; "" none)."""
+    return annotation(tokens).pos[i]
+
+
+def dep_of(tokens: Sequence[str], i: int) -> str:
+    """Returns the dependency relation of token i's word to its head ("nsubj", "det", "amod", ...)."""
+    return annotation(tokens).dep[i]
+
+
+def word_of(tokens: Sequence[str], i: int) -> int:
+    """Returns the index of token i's word in the sentence (-1 for special tokens)."""
+    return annotation(tokens).word[i]
+
+
+def head_of(tokens: Sequence[str], i: int) -> int:
+    """Returns the token index of the first piece of token i's head word (-1: the root, or no word)."""
+    return annotation(tokens).head[i]
+
+
+def _is(kinds):
+    def predicate(tokens: Sequence[str], i: int) -> bool:
+        return annotation(tokens).pos[i] in kinds
+    return predicate
+
+
+is_noun = _is(NOUNS)
+is_noun.__doc__ = "Returns whether token i's word is a noun or a proper noun."
+is_verb = _is(VERBS)
+is_verb.__doc__ = "Returns whether token i's word is a verb or an auxiliary."
+is_adj = _is({"ADJ"})
+is_adj.__doc__ = "Returns whether token i's word is an adjective."
+is_adv = _is({"ADV"})
+is_adv.__doc__ = "Returns whether token i's word is an adverb."
+is_det = _is({"DET"})
+is_det.__doc__ = "Returns whether token i's word is a determiner (the, a, this, ...)."
+is_pron = _is({"PRON"})
+is_pron.__doc__ = "Returns whether token i's word is a pronoun."
+is_adp = _is({"ADP"})
+is_adp.__doc__ = "Returns whether token i's word is a preposition (an adposition)."
+is_propn = _is({"PROPN"})
+is_propn.__doc__ = "Returns whether token i's word is a proper noun."
+is_num = _is({"NUM"})
+is_num.__doc__ = "Returns whether token i's word is a number."
+is_conj = _is({"CCONJ", "SCONJ"})
+is_conj.__doc__ = "Returns whether token i's word is a conjunction."
+
+
+def is_head_of(tokens: Sequence[str], i: int, j: int) -> bool:
+    """Returns whether token j belongs to the word that is the head of token i's word."""
+    a = annotation(tokens)
+    return a.head[i] >= 0 and a.word[j] >= 0 and a.word[j] == a.word[a.head[i]]
+
+
+def same_chunk(tokens: Sequence[str], i: int, j: int) -> bool:
+    """Returns whether tokens i and j are in the same noun chunk ("the lazy dog")."""
+    a = annotation(tokens)
+    return a.chunk[i] >= 0 and a.chunk[i] == a.chunk[j]
+
+
+def same_clause(tokens: Sequence[str], i: int, j: int) -> bool:
+    """Returns whether tokens i and j are in the same clause."""
+    a = annotation(tokens)
+    return a.clause[i] >= 0 and a.clause[i] == a.clause[j]
+
+
+def entity_of(tokens: Sequence[str], i: int) -> str:
+    """Returns the named-entity label of token i's word ("PERSON", "GPE", "DATE", ...; "" none)."""
+    return annotation(tokens).entity[i]
+
+
+def head_matrix(tokens: Sequence[str]) -> np.ndarray:
+    """Returns (n, n): 1 where key j is a piece of query i's head word."""
+    a, n = annotation(tokens), len(tokens)
+    out = np.zeros((n, n))
+    words = np.asarray(a.word)
+    for i in range(n):
+        if a.head[i] >= 0:
+            out[i] = words == a.word[a.head[i]]
+    return out
+
+
+def pos_matrix(tokens: Sequence[str], kinds) -> np.ndarray:
+    """Returns (n,): 1.0 where the token's word has one of the parts of speech in `kinds`."""
+    kinds = {kinds} if isinstance(kinds, str) else set(kinds)
+    return np.array([p in kinds for p in annotation(tokens).pos], dtype=float)
+
+
+def pos_pair(tokens: Sequence[str], query, key) -> np.ndarray:
+    """Returns (n, n): 1 where query i's word is a `query` part of speech and key j's a `key` one."""
+    return np.outer(pos_matrix(tokens, query), pos_matrix(tokens, key))
