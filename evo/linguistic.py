@@ -155,18 +155,23 @@ def ensure(aset) -> pathlib.Path:
         pipeline()  # raises the one-line reason
     if not path.exists():
         annotations = for_sentences([list(t) for t in aset.tokens])
-        files.write_json(path, {**describe(), "sentences": [a.to_json() for a in annotations]})
+        files.write_json(path, {**describe(), "tokens": [list(t) for t in aset.tokens],
+                                "sentences": [a.to_json() for a in annotations]})
     return path
 
 
-def preload(aset_dir: pathlib.Path, token_lists: list[list[str]]) -> bool:
-    """Hands this process the installed pipeline's annotations stored beside an attention set, if any."""
+def preload(aset_dir: pathlib.Path, token_lists: list[list[str]] | None = None) -> bool:
+    """Hands this process the installed pipeline's annotations stored beside an attention set, if any.
+
+    `token_lists` are the set's sentences (default: those the file records).
+    """
     path = file_for(aset_dir)
     if path is None or not path.exists():
         return False
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         annotations = [prelude_linguistic.Annotation.from_json(d) for d in doc["sentences"]]
+        token_lists = doc["tokens"] if token_lists is None else token_lists
     except (OSError, ValueError, KeyError, TypeError):
         return False  # a partial file: the sentences are parsed again where needed
     if len(annotations) != len(token_lists):

@@ -5,6 +5,7 @@
     fit_basis    grow the parent by the basis terms that raise its fit most, refitting each time
     fit_scratch  start from one of the head's three best basis terms alone and grow from there
     fit_prune    drop the terms the head can do without, refitting after each
+    fit_scored   a row softmax of a few additive score terms fitted to the head (operators.scored)
 
 Each runs parts of programs in the sandbox (cached, see operators.fit) and fits in numpy;
 every child leaves in canonical form, with two-decimal shares nudged to their best.
@@ -12,7 +13,7 @@ every child leaves in canonical form, with two-decimal shares nudged to their be
 
 import numpy as np
 
-from operators import base, basis, canonical, fit, mixing
+from operators import base, basis, canonical, fit, mixing, scored
 from operators.ast_edits import NotApplicable
 
 
@@ -48,6 +49,29 @@ class FitEdits:
         mix = mixing.with_pattern(mixing.Mix({}, [], []), first, 1.0, power)
         return self._fitted(mix, request, add_patterns=self.settings.max_terms - 1, label="fit_scratch",
                             before=float(request.parents[0].iou[heads].mean()))
+
+    def _fit_scored(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
+        """Fits a scored program (softmax of a few terms) to the head, from a random 80 % of the score terms."""
+        heads = _heads(request)
+        problem = self._scored_problem()
+        keep = np.flatnonzero(rng.random(len(problem.feats)) < 0.8)
+        terms = int(rng.integers(2, self.settings.max_terms + 1))
+        result = scored.fit(problem.subset(keep), self.fitter.sample.targets[list(heads)].mean(axis=0), terms)
+        if not result.terms:
+            raise NotApplicable(f"no score term helps heads {list(heads)}")
+        source = canonical.tidy(scored.source(result), self.causal)
+        return source, {"heads": list(heads), "fit_iou": round(result.iou, 4), "label": "fit_scored"}
+
+    def _scored_problem(self) -> scored.Problem:
+        """Returns the score terms on the fit sample, built once per process."""
+        if getattr(self, "_scored", None) is None:
+            linguistic = self.settings.linguistic
+            if linguistic:
+                from evo import linguistic as annotations
+
+                annotations.preload(self.fitter.aset_path)
+            self._scored = scored.Problem(self.fitter.sample, scored.features(linguistic), self.causal)
+        return self._scored
 
     def _fit_prune(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
         """Drops the terms the head can do without: greedily, refitting after each, within `prune_loss` IoU."""

@@ -27,7 +27,7 @@ _PROTECTED = {mixing.ROWS}  # infrastructure helpers whose constants are not sea
 
 def predicates() -> tuple[str, ...]:
     """Returns the prelude's one-argument token predicates (`is_punct`, `is_delimiter`, ...)."""
-    return tuple(n for n in prelude.__all__ if n.startswith("is_"))
+    return tuple(n for n in prelude.__all__ if n.startswith("is_") and n not in prelude.LINGUISTIC)
 
 
 def _editable(tree: ast.Module):

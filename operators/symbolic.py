@@ -20,10 +20,10 @@ from operators.ast_edits import NotApplicable
 MUTATE_WEIGHTS = {
     "change_constant": 1.0, "shift_offset": 1.0, "swap_predicate": 0.75, "flip_comparison": 0.5,
     "sharpen": 0.5, "add_sink": 1.0, "mix_pattern": 1.0, "drop_term": 0.5, "fit_weight": 3.0,
-    "fit_basis": 5.0, "fit_scratch": 4.0, "fit_prune": 6.25,
+    "fit_basis": 5.0, "fit_scratch": 4.0, "fit_prune": 6.25, "fit_scored": 4.0,
 }
 CROSSOVER_WEIGHTS = {"mix": 2.0, "splice_condition": 1.5, "swap_helper": 1.0, "fit_mix": 6.0}
-FIT_EDITS = ("fit_weight", "fit_mix", "fit_basis", "fit_scratch", "fit_prune")
+FIT_EDITS = ("fit_weight", "fit_mix", "fit_basis", "fit_scratch", "fit_prune", "fit_scored")
 _POINT_EDITS = {
     "change_constant": mutations.change_constant, "shift_offset": mutations.shift_offset,
     "swap_predicate": mutations.swap_predicate, "flip_comparison": mutations.flip_comparison,
@@ -39,6 +39,7 @@ class Settings:
     max_tries: int = 8            # edits tried per request before giving up
     min_gain: float = 0.003       # IoU a basis term must add to the fitted mix to be kept
     prune_loss: float = 0.0095    # IoU fit_prune may give up, in all, to drop terms (the simplest pick allows 0.01)
+    linguistic: bool = False      # fit_scored may use the linguistic score terms (the run's vocabulary has them)
     mutate_weights: dict = dataclasses.field(default_factory=lambda: dict(MUTATE_WEIGHTS))
     crossover_weights: dict = dataclasses.field(default_factory=lambda: dict(CROSSOVER_WEIGHTS))
 

@@ -163,7 +163,9 @@ def _run_engine(run_dir, config, budget, pool, aset, programs, state, device) ->
 
     evaluator = functools.partial(evaluate.evaluate, aset_path=aset.path,
                                   limits=sandbox.Limits(seconds=config.time_limit), pool=pool)
-    operator = registry.build(dict(config.operators, run_dir=str(run_dir)), aset.path, pool)
+    ops = dict(config.operators, run_dir=str(run_dir))
+    ops["symbolic"] = dict(ops.get("symbolic") or {}, linguistic=bool((config.vocabulary or {}).get("linguistic")))
+    operator = registry.build(ops, aset.path, pool)
     downstream = None
     if config.downstream_sentences:
         from evo import perplexity
