@@ -8,7 +8,7 @@ from that head's layer on, the candidates of one head batched, at most
 is at most 2), how many (program, head) costs were measured, their median standard error,
 and both runs' mean best-fit IoU.
 
-    python bench/downstream.py [--programs 500] [--sentences 32] [--seed 7] [--workers 2]
+    python bench/downstream.py [--programs 500] [--sentences 32] [--seed 7] [--workers 2] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -52,11 +52,13 @@ def main() -> None:
     p.add_argument("--sentences", type=int, default=32)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--keep", metavar="DIR", default=None, help="keep both runs under DIR (default: deleted)")
     args = p.parse_args()
     from evo import models
 
     models.load()  # converts the GGUF once (cached), so neither run pays for it
-    root = pathlib.Path(tempfile.mkdtemp(prefix="headcode-downstream-"))
+    root = pathlib.Path(args.keep or tempfile.mkdtemp(prefix="headcode-downstream-"))
+    root.mkdir(parents=True, exist_ok=True)
     try:
         times = {}
         for sentences in (0, args.sentences):
@@ -67,7 +69,8 @@ def main() -> None:
         print(f"{args.programs} programs: without {times[0]:.1f} s, with the objective on {args.sentences} "
               f"sentences {times[args.sentences]:.1f} s, ratio {ratio:.2f} (target <= 2)")
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -155,12 +155,14 @@ def attention_set(config: RunConfig, device: str = "cpu"):
     return aset
 
 
-def vocabulary() -> dict:
-    """Returns the vocabulary a new run gets: the linguistic helpers whenever the extra is installed."""
+def vocabulary(wanted: str = "auto") -> dict:
+    """Returns the vocabulary a new run gets: the linguistic helpers whenever the extra is installed (auto)."""
     from evo import linguistic
 
     found = linguistic.installed()
-    if found is None:
+    if wanted == "linguistic" and found is None:
+        raise UserError(f"--vocabulary linguistic needs spaCy and an English pipeline: {linguistic.INSTALL}")
+    if found is None or wanted == "base":
         return {"linguistic": False}
     return {"linguistic": True, "pipeline": found[0], "version": found[1]}
 

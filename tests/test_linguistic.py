@@ -117,3 +117,13 @@ def test_resume_refuses_a_linguistic_run_without_the_extra(tmp_path, monkeypatch
     with pytest.raises(UserError, match="linguistic vocabulary .* not installed here: pip install"):
         run.check_vocabulary(tmp_path, config)
     run.check_vocabulary(tmp_path, run.RunConfig(**{**config.__dict__, "vocabulary": {"linguistic": False}}))
+
+
+def test_a_new_run_gets_the_linguistic_vocabulary_when_installed_unless_told_otherwise(monkeypatch):
+    monkeypatch.setattr(linguistic, "installed", lambda: ("en_core_web_sm", "3.8.0"))
+    assert run.vocabulary() == {"linguistic": True, "pipeline": "en_core_web_sm", "version": "3.8.0"}
+    assert run.vocabulary("base") == {"linguistic": False}
+    monkeypatch.setattr(linguistic, "installed", lambda: None)
+    assert run.vocabulary() == {"linguistic": False}
+    with pytest.raises(UserError, match="--vocabulary linguistic needs spaCy"):
+        run.vocabulary("linguistic")

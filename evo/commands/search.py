@@ -48,7 +48,10 @@ def register(sub) -> None:
     p.add_argument("--time-limit", type=float, default=2.0, help="seconds per program per sentence")
     p.add_argument("--downstream-sentences", type=int, default=0,
                    help="add the perplexity cost of replacing a head as a third objective, measured on "
-                        "this many sentences of the perplexity split for programs near a front (default 0: off)")
+                        "this many sentences of the validation split for programs near a front (default 0: off)")
+    p.add_argument("--vocabulary", choices=("auto", "base", "linguistic"), default="auto",
+                   help="score terms and helpers the offline operators may use: linguistic (spaCy) ones "
+                        "whenever the extra is installed (auto), never (base), or required (default: auto)")
     _registry_flags(p)
     p.set_defaults(func=run_search)
 
@@ -114,7 +117,7 @@ def run_search(args) -> int:
         operators=_operator_settings(args), downstream_sentences=args.downstream_sentences,
         workers=args.workers, backend=args.backend, time_limit=args.time_limit,
         seeds_dir=str(args.seeds_dir or DEFAULT_SEEDS),
-        from_export=_absolute(args.from_export), vocabulary=run.vocabulary(),
+        from_export=_absolute(args.from_export), vocabulary=run.vocabulary(args.vocabulary),
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(), command=tuple(sys.argv))
     run.save_config(run_dir, config)
     pool = parallel.Pool(args.backend, args.workers, args.scheduler)
