@@ -140,7 +140,10 @@ def aset_info(aset) -> dict:
 
 
 def attention_set(config: RunConfig, device: str = "cpu"):
-    """Returns the run's attention set (captured again if the cache lost it), refusing one that changed."""
+    """Returns the run's attention set (captured again if the cache lost it), refusing one that changed.
+
+    With the linguistic vocabulary, the set's annotations are made beside it first (once).
+    """
     from evo import attention_set as aset_mod
     path = pathlib.Path(config.attention_set["path"])
     if not path.exists() and config.captured:
@@ -152,7 +155,18 @@ def attention_set(config: RunConfig, device: str = "cpu"):
         raise UserError(f"the attention set at {path} has changed since the run started (fingerprint "
                         f"{fingerprint(aset)}, run has {config.attention_set['fingerprint']}); "
                         "refusing to resume against different data")
+    if (config.vocabulary or {}).get("linguistic"):
+        from evo import linguistic
+
+        linguistic.ensure(aset)  # every sentence parsed once, before any worker starts
     return aset
+
+
+def operator_settings(config: RunConfig, run_dir: pathlib.Path) -> dict:
+    """Returns the operators' settings for a run: its config's, with the run directory and its vocabulary."""
+    ops = dict(config.operators, run_dir=str(run_dir))
+    ops["symbolic"] = dict(ops.get("symbolic") or {}, linguistic=bool((config.vocabulary or {}).get("linguistic")))
+    return ops
 
 
 def vocabulary(wanted: str = "auto") -> dict:

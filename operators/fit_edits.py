@@ -53,7 +53,9 @@ class FitEdits:
     def _fit_scored(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
         """Fits a scored program (softmax of a few terms) to the head, from a random 80 % of the score terms."""
         heads = _heads(request)
-        problem = self._scored_problem()
+        if getattr(self, "_scored", None) is None:  # the score terms on the fit sample, once per process
+            self._scored = scored.problem(self.fitter, self.settings.linguistic, self.causal)
+        problem = self._scored
         keep = np.flatnonzero(rng.random(len(problem.feats)) < 0.8)
         terms = int(rng.integers(2, self.settings.max_terms + 1))
         result = scored.fit(problem.subset(keep), self.fitter.sample.targets[list(heads)].mean(axis=0), terms)
@@ -61,17 +63,6 @@ class FitEdits:
             raise NotApplicable(f"no score term helps heads {list(heads)}")
         source = canonical.tidy(scored.source(result), self.causal)
         return source, {"heads": list(heads), "fit_iou": round(result.iou, 4), "label": "fit_scored"}
-
-    def _scored_problem(self) -> scored.Problem:
-        """Returns the score terms on the fit sample, built once per process."""
-        if getattr(self, "_scored", None) is None:
-            linguistic = self.settings.linguistic
-            if linguistic:
-                from evo import linguistic as annotations
-
-                annotations.preload(self.fitter.aset_path)
-            self._scored = scored.Problem(self.fitter.sample, scored.features(linguistic), self.causal)
-        return self._scored
 
     def _fit_prune(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
         """Drops the terms the head can do without: greedily, refitting after each, within `prune_loss` IoU."""

@@ -44,6 +44,19 @@ def load_templates(prompts_dir: str | pathlib.Path | None = None) -> dict[str, s
     return templates
 
 
+LINGUISTIC_DOC = [
+    "- What a token's word is (spaCy; pieces of a word share its annotations; specials have none):",
+    "  `pos_of(tokens, i)` its part of speech (NOUN, VERB, DET, ADJ, ADP, PRON, AUX, PUNCT, ...), "
+    "`dep_of(tokens, i)` its relation to its head (nsubj, det, amod, ...), `word_of(tokens, i)`, "
+    "`entity_of(tokens, i)`; `is_noun`, `is_verb`, `is_adj`, `is_adv`, `is_det`, `is_pron`, `is_adp`, "
+    "`is_propn`, `is_num`, `is_conj` `(tokens, i) -> bool`",
+    "- How words relate: `head_of(tokens, i)` the first token of i's head word (-1 root), "
+    "`is_head_of(tokens, i, j)`, `same_chunk(tokens, i, j)`, `same_clause(tokens, i, j)`; matrices "
+    "`head_matrix(tokens)` (1 where key j is in query i's head word), `pos_matrix(tokens, kinds)` (n,), "
+    "`pos_pair(tokens, query_pos, key_pos)` (n, n)",
+]
+
+
 def prelude_doc() -> str:
     """Returns the helper prelude's documentation: how to use it and one line per helper."""
     from evo import prelude
@@ -53,8 +66,7 @@ def prelude_doc() -> str:
     from evo import linguistic
 
     public = getattr(prelude, "__all__", None) or [n for n in vars(prelude) if not n.startswith("_")]
-    if not linguistic.available():  # the LLM is shown only helpers this machine can run
-        public = [n for n in public if n not in prelude.LINGUISTIC]
+    public = [n for n in public if n not in prelude.LINGUISTIC]
     for name in public:
         obj = getattr(prelude, name)
         if not inspect.isfunction(obj) or not obj.__module__.startswith(prelude.__name__):
@@ -62,6 +74,8 @@ def prelude_doc() -> str:
         doc = inspect.getdoc(obj) or ""
         signature = str(inspect.signature(obj)).replace("'", "")
         lines.append(f"- `{name}{signature}`: {doc.splitlines()[0] if doc else ''}".rstrip(": "))
+    if linguistic.available():  # the LLM is shown only helpers this machine can run
+        lines += LINGUISTIC_DOC
     return "\n".join(lines)
 
 

@@ -120,6 +120,15 @@ class Problem:
         return float(np.divide(num, den, out=np.zeros_like(num), where=den > 0) @ self.row_weight)
 
 
+def problem(fitter, linguistic: bool, causal: bool) -> Problem:
+    """Returns the score terms on a fitter's sample (the set's annotations preloaded when linguistic)."""
+    if linguistic:
+        from evo import linguistic as annotations
+
+        annotations.preload(fitter.aset_path)
+    return Problem(fitter.sample, features(linguistic), causal)
+
+
 def fit(problem: Problem, target: np.ndarray, max_terms: int = 4, steps: int = 150) -> Fit:
     """Returns the best sparse scored fit to one head's packed target rows (R, N)."""
     target = np.where(problem.valid, target.astype(np.float64), 0.0)

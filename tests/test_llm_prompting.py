@@ -56,4 +56,7 @@ def test_system_message_holds_contract_and_every_prelude_helper():
     from evo import prelude
     text = prompting.system_message(prompting.load_templates())
     assert "def attention(tokens: list[str]) -> np.ndarray" in text
-    assert all(f"`{name}(" in text for name in prelude.__all__)
+    from evo import linguistic
+
+    assert all(f"`{name}(" in text for name in prelude.__all__ if name not in prelude.LINGUISTIC)
+    assert all((f"`{name}" in text) == linguistic.available() for name in prelude.LINGUISTIC)

@@ -149,10 +149,6 @@ def run_resume(args) -> int:
 def _drive(run_dir, config, budget, pool, programs=None, state=None, device: str = "cpu") -> int:
     """Builds the engine for a run, seeds or restores it, runs it on `pool`'s workers; returns the exit status."""
     aset = run.attention_set(config, device)
-    if (config.vocabulary or {}).get("linguistic"):
-        from evo import linguistic
-
-        linguistic.ensure(aset)  # every sentence parsed once, beside the set, before any worker starts
     with pool:
         return _run_engine(run_dir, config, budget, pool, aset, programs, state, device)
 
@@ -166,9 +162,7 @@ def _run_engine(run_dir, config, budget, pool, aset, programs, state, device) ->
 
     evaluator = functools.partial(evaluate.evaluate, aset_path=aset.path,
                                   limits=sandbox.Limits(seconds=config.time_limit), pool=pool)
-    ops = dict(config.operators, run_dir=str(run_dir))
-    ops["symbolic"] = dict(ops.get("symbolic") or {}, linguistic=bool((config.vocabulary or {}).get("linguistic")))
-    operator = registry.build(ops, aset.path, pool)
+    operator = registry.build(run.operator_settings(config, run_dir), aset.path, pool)
     downstream = None
     if config.downstream_sentences:
         from evo import perplexity
