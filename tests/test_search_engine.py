@@ -180,7 +180,7 @@ class _ToyCost:
 
 def test_downstream_cost_is_measured_once_near_fronts_and_becomes_an_objective(tmp_path):
     cost = _ToyCost()
-    e = engine(tmp_path / "run", budget=search.Budget(max_programs=50))
+    e = engine(tmp_path / "run", budget=search.Budget(max_programs=50), cascade_pairs=10_000)
     e.downstream = cost
     e.seed(SEEDS)
     e.run()
@@ -194,6 +194,24 @@ def test_downstream_cost_is_measured_once_near_fronts_and_becomes_an_objective(t
     assert all(len(e.selected[k]) > 0 for k in range(len(TARGETS)))
     state = e.state()
     assert state["archive"]["ppl"] and archive.Archive.from_state(state["archive"]).ppl == e.archive.ppl
+
+
+def test_downstream_measurements_per_generation_are_capped(tmp_path):
+    class Counting(_ToyCost):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def costs(self, items):
+            self.calls.append(len(items))
+            return super().costs(items)
+
+    cost = Counting()
+    e = engine(tmp_path / "run", budget=search.Budget(max_programs=50), cascade_pairs=2)
+    e.downstream = cost
+    e.seed(SEEDS)
+    e.run()
+    assert cost.calls and max(cost.calls) <= 2
 
 
 class _SlowCost(_ToyCost):

@@ -49,6 +49,9 @@ def register(sub) -> None:
     p.add_argument("--downstream-sentences", type=int, default=0,
                    help="add the perplexity cost of replacing a head as a third objective, measured on "
                         "this many sentences of the validation split for programs near a front (default 0: off)")
+    p.add_argument("--downstream-pairs", dest="cascade_pairs", type=int, default=None,
+                   help="(program, head) costs measured per generation at most, every head's best first "
+                        "(default: 3, about what doubles a CPU search's time; raise it on a GPU)")
     p.add_argument("--vocabulary", choices=("auto", "base", "linguistic"), default="auto",
                    help="score terms and helpers the offline operators may use: linguistic (spaCy) ones "
                         "whenever the extra is installed (auto), never (base), or required (default: auto)")
@@ -90,6 +93,8 @@ def run_search(args) -> int:
     _check_positive(args, "sentence_tokens", "workers", "max_programs", "generations", "batch_size",
                     "population")
     _check_positive(args, "max_hours", "time_limit", number=float)
+    if args.cascade_pairs is not None and args.cascade_pairs < 1:
+        raise UserError(f"--downstream-pairs must be at least 1, got {args.cascade_pairs}")
     if args.downstream_sentences < 0:
         raise UserError(f"--downstream-sentences must be 0 (off) or positive, got {args.downstream_sentences}")
     if args.downstream_sentences and args.attention_set:
@@ -107,8 +112,8 @@ def run_search(args) -> int:
     model = aset.model if args.attention_set else args.model
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / run.LOG).write_text("")
-    settings = search.Settings(**{k: v for k, v in (("batch_size", args.batch_size),
-                                                    ("population", args.population)) if v})
+    settings = search.Settings(**{k: v for k, v in (("batch_size", args.batch_size), ("population", args.population),
+                                                    ("cascade_pairs", args.cascade_pairs)) if v})
     budget = search.Budget(args.max_programs, args.generations, args.max_hours)
     config = run.RunConfig(
         model=model, corpus=_absolute(args.corpus), split=args.split, sentence_tokens=args.sentence_tokens,
