@@ -240,6 +240,11 @@ class HeadCost:
         if sentences < 1:
             raise UserError(f"the downstream cost needs at least 1 sentence, got {sentences}")
         text = corpus.load(corpus_path, "search" if corpus_path else "validation")
+        if device == "cpu":
+            import os
+
+            # the workers hold the cores; the background measurement takes its share, not all of them
+            torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
         loaded = models.load(model, device=device)
         return cls(Meter(loaded, list(text.sentences[:sentences]), settings, limits), loaded.n_heads)
 

@@ -51,7 +51,7 @@ def register(sub) -> None:
                         "this many sentences of the validation split for programs near a front (default 0: off)")
     p.add_argument("--downstream-pairs", dest="cascade_pairs", type=int, default=None,
                    help="(program, head) costs measured per generation at most, every head's best first "
-                        "(default: 3, about what doubles a CPU search's time; raise it on a GPU)")
+                        "(default: 2, what keeps a CPU search within twice its time; raise it on a GPU)")
     p.add_argument("--vocabulary", choices=("auto", "base", "linguistic"), default="auto",
                    help="score terms and helpers the offline operators may use: linguistic (spaCy) ones "
                         "whenever the extra is installed (auto), never (base), or required (default: auto)")

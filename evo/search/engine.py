@@ -59,7 +59,7 @@ class Settings:
     pool: int = 48  # per-head NSGA-II candidate pool: top programs by IoU, plus the front
     stall_generations: int = 25  # stop after this many generations with no new program
     cascade_margin: float = 0.1  # downstream cost for front programs within this IoU of the best
-    cascade_pairs: int = 3  # downstream measurements per generation at most, spread over the heads (CPU: ~1 s each)
+    cascade_pairs: int = 2  # downstream measurements per generation at most, spread over the heads (CPU: ~4 s each)
 
 
 Downstream = cascade.Downstream  # the seam for the perplexity objective (docs/internals.md)
