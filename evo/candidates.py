@@ -44,6 +44,13 @@ class Best:
     options: dict[tuple[int, int], list[Candidate]] = dataclasses.field(default_factory=dict)
     # per head: its best and simplest programs, then the rest of its front by IoU
 
+    def require(self, heads: list[tuple[int, int]]) -> None:
+        """Raises a one-line error naming the heads in `heads` that have no program here."""
+        known = {c.key for c in self.candidates}
+        missing = [f"{layer}.{head}" for layer, head in heads if (layer, head) not in known]
+        if missing:
+            raise UserError(f"no program for head(s) {', '.join(missing)} in {self.origin}")
+
     def choices(self, head: tuple[int, int], count: int) -> list[Candidate]:
         """Returns up to `count` distinct candidates for `head` (best first)."""
         return self.options.get(head, [c for c in self.candidates if c.key == head])[:count]

@@ -50,9 +50,10 @@ def measured_on(origin: str | pathlib.Path, fingerprint: str) -> dict[Key, tuple
     origin = pathlib.Path(origin)
     if run_dir.is_run(origin):
         path = origin / run_dir.COSTS
-        if not path.exists() or files.read_json(path, "measured costs").get("text", {}).get("fingerprint") != fingerprint:
+        doc = files.read_json(path, "measured costs") if path.exists() else {}
+        if (doc.get("text") or {}).get("fingerprint") != fingerprint:
             return {}
-        return {k: (v["cost"], v["cost_se"]) for k, v in load(origin).items()}
+        return {k: (v["cost"], v["cost_se"]) for k, v in _entries(doc, path).items()}
     doc = files.read_json(origin / "front.json", "export front")
     if (doc.get("costs_measured_on") or {}).get("fingerprint") != fingerprint:
         return {}
@@ -66,7 +67,11 @@ def load(run: str | pathlib.Path) -> dict[Key, dict]:
     path = pathlib.Path(run) / run_dir.COSTS
     if not path.exists():
         return {}
-    doc = files.read_json(path, "measured costs")
+    return _entries(files.read_json(path, "measured costs"), path)
+
+
+def _entries(doc: dict, path: pathlib.Path) -> dict[Key, dict]:
+    """Returns the {(layer, head, program): {cost, cost_se}} a costs file holds; one-line error if malformed."""
     try:
         return {(int(c["layer"]), int(c["head"]), str(c["program"])): {"cost": float(c["cost"]),
                                                                       "cost_se": float(c["cost_se"])}

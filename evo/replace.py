@@ -101,10 +101,8 @@ def _schedule(meter, best: Best, total: int, fraction, heads, plan: Plan, select
     """Returns (target, schedule name, replaced steps, skipped steps, the cost schedule's measurements)."""
     measured: dict = {}
     if heads is not None:
-        by_head = {(c.layer, c.head): c for c in best.candidates}
-        missing = [f"{l}.{h}" for l, h in heads if (l, h) not in by_head]
-        if missing:
-            raise UserError(f"no program for head(s) {', '.join(missing)} in {best.origin}")
+        best.require(heads)
+        by_head = {c.key: c for c in best.candidates}
         target, schedule_name = len(heads), "heads"
         replaced, skipped = schedule.curve(meter, [by_head[h] for h in heads], log)
     else:

@@ -85,10 +85,7 @@ def run(args: argparse.Namespace) -> int:
     heads = candidates.parse_heads(args.heads) if args.heads is not None else None
     best = candidates.load_best(args.source)
     if heads:
-        known = {(c.layer, c.head) for c in best.candidates}
-        missing = [f"{layer}.{head}" for layer, head in heads if (layer, head) not in known]
-        if missing:
-            raise UserError(f"no program for head(s) {', '.join(missing)} in {best.origin}")
+        best.require(heads)  # before the model loads
     task = _task(args) if args.task else None
     others = [files.read_json(pathlib.Path(path), "--compare report") for path in args.compare]
     text = _text(args.corpus, args.split or ("search" if args.corpus else "perplexity"), args.sentences)

@@ -91,32 +91,24 @@ def head_of(tokens: Sequence[str], i: int) -> int:
     return annotation(tokens).head[i]
 
 
-def _is(kinds):
+def _is(kinds, doc: str):
+    """Returns a predicate on token i's word's part of speech, with its docstring."""
     def predicate(tokens: Sequence[str], i: int) -> bool:
         return annotation(tokens).pos[i] in kinds
+    predicate.__doc__ = doc
     return predicate
 
 
-is_noun = _is(NOUNS)
-is_noun.__doc__ = "Returns whether token i's word is a noun or a proper noun."
-is_verb = _is(VERBS)
-is_verb.__doc__ = "Returns whether token i's word is a verb or an auxiliary."
-is_adj = _is({"ADJ"})
-is_adj.__doc__ = "Returns whether token i's word is an adjective."
-is_adv = _is({"ADV"})
-is_adv.__doc__ = "Returns whether token i's word is an adverb."
-is_det = _is({"DET"})
-is_det.__doc__ = "Returns whether token i's word is a determiner (the, a, this, ...)."
-is_pron = _is({"PRON"})
-is_pron.__doc__ = "Returns whether token i's word is a pronoun."
-is_adp = _is({"ADP"})
-is_adp.__doc__ = "Returns whether token i's word is a preposition (an adposition)."
-is_propn = _is({"PROPN"})
-is_propn.__doc__ = "Returns whether token i's word is a proper noun."
-is_num = _is({"NUM"})
-is_num.__doc__ = "Returns whether token i's word is a number."
-is_conj = _is({"CCONJ", "SCONJ"})
-is_conj.__doc__ = "Returns whether token i's word is a conjunction."
+is_noun = _is(NOUNS, "Returns whether token i's word is a noun or a proper noun.")
+is_verb = _is(VERBS, "Returns whether token i's word is a verb or an auxiliary.")
+is_adj = _is({"ADJ"}, "Returns whether token i's word is an adjective.")
+is_adv = _is({"ADV"}, "Returns whether token i's word is an adverb.")
+is_det = _is({"DET"}, "Returns whether token i's word is a determiner (the, a, this, ...).")
+is_pron = _is({"PRON"}, "Returns whether token i's word is a pronoun.")
+is_adp = _is({"ADP"}, "Returns whether token i's word is a preposition (an adposition).")
+is_propn = _is({"PROPN"}, "Returns whether token i's word is a proper noun.")
+is_num = _is({"NUM"}, "Returns whether token i's word is a number.")
+is_conj = _is({"CCONJ", "SCONJ"}, "Returns whether token i's word is a conjunction.")
 
 
 def is_head_of(tokens: Sequence[str], i: int, j: int) -> bool:
