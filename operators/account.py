@@ -53,8 +53,18 @@ _PHRASES = {
     "digits": lambda q, causal: _sofar("on the digits", causal),
     "special_tokens": lambda q, causal: _sofar("on the special tokens", causal),
     "next_token": lambda q, causal: "on the next token",
+    "head_matrix": lambda q, causal: "on its word's dependency head",
+    "dependent_matrix": lambda q, causal: "on the words that depend on its word",
+    "grandparent_matrix": lambda q, causal: "on the head of its word's head",
+    "sibling_matrix": lambda q, causal: "on the other words that share its word's head",
+    "chunk_matrix": lambda q, causal: "within its noun chunk",
+    "clause_matrix": lambda q, causal: "within its clause",
+    "nouns": lambda q, causal: _sofar("on the nouns", causal),
+    "verbs": lambda q, causal: _sofar("on the verbs", causal),
+    "previous_noun": lambda q, causal: "on the nearest earlier noun",
+    "previous_verb": lambda q, causal: "on the nearest earlier verb",
 }
-assert set(_PHRASES) == set(basis.names(causal=False)), "every basis term needs a phrase"
+assert set(_PHRASES) == set(basis.names(causal=False, linguistic=True)), "every basis term needs a phrase"
 
 
 def _decaying(rate: float, causal: bool) -> str:

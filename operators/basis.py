@@ -1,4 +1,5 @@
-"""The basis vocabulary the fit edits mix: the prelude's patterns (evo.prelude.patterns).
+"""The basis vocabulary the fit edits mix: the prelude's patterns (evo.prelude.patterns, and
+evo.prelude.linguistic's with that vocabulary).
 
 A mix term is `w * causal_rows(sink(tokens) ** p)`; the fitter computes each pattern's
 matrices here, in-process, from the prelude's own trusted code (`matrices`); untrusted
@@ -92,9 +93,14 @@ LEGACY = {"_sink": "sink", "_early_sink": "early_sink", "_start_sink": "start_si
           "_digits": "digits", "_special": "special_tokens", "_next": "next_token"}
 
 
-def names(causal: bool) -> tuple[str, ...]:
-    """Returns the basis vocabulary, the prelude's patterns, for a causal or bidirectional model."""
-    return tuple(p for p in prelude.PATTERNS if not (causal and p == "next_token"))
+def names(causal: bool, linguistic: bool = False) -> tuple[str, ...]:
+    """Returns the basis vocabulary, the prelude's patterns, for a causal or bidirectional model.
+
+    The linguistic ones (a word's head, its dependents, noun chunks, clauses, nouns and verbs)
+    join when the run's vocabulary has them.
+    """
+    return tuple(p for p in prelude.PATTERNS if not (causal and p == "next_token")
+                 and (linguistic or p not in prelude.LINGUISTIC_PATTERNS))
 
 
 def legacy_names(causal: bool) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ import pathlib
 
 import numpy as np
 
-from evo import fitness, program
+from evo import fitness, prelude, program
 from operators import basis, mixing, rendering
 from operators.ast_edits import NotApplicable
 
@@ -69,6 +69,7 @@ class Fitter:
         self._sample: Sample | None = None
         self._parts: dict[str, np.ndarray | str] = {}
         self._basis: dict[str, np.ndarray] = {}
+        self._annotated = False
 
     @property
     def sample(self) -> Sample:
@@ -96,6 +97,10 @@ class Fitter:
     def basis_part(self, name: str) -> np.ndarray:
         """Returns a basis helper's output on the sample, rows normalised, computed in-process: (R, N)."""
         if name not in self._basis:
+            if name in prelude.LINGUISTIC_PATTERNS and not self._annotated:
+                from evo import linguistic  # the set's annotations, parsed once beside it (trusted code)
+
+                self._annotated = linguistic.preload(self.aset_path)
             self._basis[name] = self._normalised(basis.matrices(name, self.sample.tokens, self.sample.causal))
         return self._basis[name]
 

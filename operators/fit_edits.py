@@ -4,7 +4,7 @@
     fit_mix      merge two parents half and half, then refit (a crossover)
     fit_basis    grow the parent by the basis terms that raise its fit most, refitting each time
     fit_scratch  start from one of the head's three best basis terms alone and grow from there
-    fit_prune    drop the terms the head can do without, refitting after each
+    fit_prune    drop the terms (or score terms) the head can do without, refitting after each
     fit_scored   a row softmax of a few additive score terms fitted to the head (operators.scored)
 
 Each runs parts of programs in the sandbox (cached, see operators.fit) and fits in numpy;
@@ -41,7 +41,7 @@ class FitEdits:
     def _fit_scratch(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
         """Fits a mix of basis patterns alone to the head, starting from one of its three best patterns."""
         heads = _heads(request)
-        names = basis.names(self.causal)
+        names = basis.names(self.causal, self.settings.linguistic)
         found = [self._screen_alone(b, heads) for b in names]
         ranked = sorted(range(len(names)), key=lambda i: (-found[i][0], i))
         pick = ranked[int(rng.integers(min(3, len(ranked))))]
@@ -51,22 +51,54 @@ class FitEdits:
                             before=float(request.parents[0].iou[heads].mean()))
 
     def _fit_scored(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
-        """Fits a scored program (softmax of a few terms) to the head, from a random 80 % of the score terms."""
+        """Fits a scored program (softmax of a few terms) to the head: scored parents' terms (both, in a
+        crossover) are refitted and grow by 1-3 terms; otherwise it starts afresh. New terms come from
+        a random 80 % of the vocabulary."""
         heads = _heads(request)
-        if getattr(self, "_scored", None) is None:  # the score terms on the fit sample, once per process
-            self._scored = scored.problem(self.fitter, self.settings.linguistic, self.causal)
-        problem = self._scored
-        keep = np.flatnonzero(rng.random(len(problem.feats)) < 0.8)
-        terms = int(rng.integers(2, self.settings.max_terms + 1))
-        result = scored.fit(problem.subset(keep), self.fitter.sample.targets[list(heads)].mean(axis=0), terms)
+        problem = self._scored_problem()
+        most = self.settings.scored_terms
+        start: list[tuple[int, float]] = []
+        for parent in request.parents:   # a crossover starts from both scored parents' terms
+            known = {i for i, _ in start}
+            start += [(i, w) for i, w in scored.read(parent.source, problem) or [] if i not in known]
+        start = sorted(start, key=lambda t: -abs(t[1]))[:most - 1]
+        terms = min(most, len(start) + int(rng.integers(1, 4))) if start else int(rng.integers(2, most + 1))
+        allowed = rng.random(len(problem.feats)) < 0.8
+        target = self.fitter.sample.targets[list(heads)].mean(axis=0)
+        result = scored.fit(problem, target, terms, start=start, allowed=allowed)
         if not result.terms:
             raise NotApplicable(f"no score term helps heads {list(heads)}")
         source = canonical.tidy(scored.source(result), self.causal)
-        return source, {"heads": list(heads), "fit_iou": round(result.iou, 4), "label": "fit_scored"}
+        meta = {"heads": list(heads), "fit_iou": round(result.iou, 4), "label": "fit_scored"}
+        if start:
+            meta["edit"] = f"grew scored parents' {len(start)} terms to {len(result.terms)}"
+        return source, meta
+
+    def _scored_problem(self) -> scored.Problem:
+        """Returns the score terms on the fit sample, built once per process."""
+        if getattr(self, "_scored", None) is None:
+            self._scored = scored.problem(self.fitter, self.settings.linguistic, self.causal)
+        return self._scored
+
+    def _prune_scored(self, request: base.Request, heads: tuple[int, ...]) -> tuple[str, dict]:
+        """Drops the score terms the head can do without, within `prune_loss` IoU in all."""
+        terms = scored.read(request.parents[0].source, self._scored)
+        if len(terms) < 2:
+            raise NotApplicable("the scored parent has no term to spare")
+        target = self.fitter.sample.targets[list(heads)].mean(axis=0)
+        result = scored.prune(self._scored, target, terms, self.settings.prune_loss)
+        if len(result.terms) >= len(terms):
+            raise NotApplicable(f"every score term carries more than {self.settings.prune_loss} IoU")
+        source = canonical.tidy(scored.source(result), self.causal)
+        return source, {"heads": list(heads), "fit_iou": round(result.iou, 4),
+                        "edit": f"dropped {len(terms) - len(result.terms)} of {len(terms)} score terms"}
 
     def _fit_prune(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
         """Drops the terms the head can do without: greedily, refitting after each, within `prune_loss` IoU."""
         heads = _heads(request)
+        if "softmax_rows(scores)" in request.parents[0].source and scored.read(request.parents[0].source,
+                                                                              self._scored_problem()):
+            return self._prune_scored(request, heads)
         parent = mixing.read(request.parents[0].source, self.causal)
         if len(parent.terms) < 2:
             raise NotApplicable("the parent has no term to spare")
@@ -123,7 +155,7 @@ class FitEdits:
         parts = [self.fitter.part(mix, t.func) for t in mix.terms]
         current = self.fitter.mixed(parts, [t.weight for t in mix.terms], [t.power for t in mix.terms])
         best = None
-        for name in basis.names(self.causal):
+        for name in basis.names(self.causal, self.settings.linguistic):
             if name in present:
                 continue
             cand = self.fitter.basis_part(name)

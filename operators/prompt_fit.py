@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 CHARS_PER_TOKEN = 2.7   # measured: Qwen2.5-Coder counts 2,503 tokens where 3.2 chars a token said 2,048
 
 
@@ -52,9 +54,14 @@ def _cap_rows(text: str, keep: int) -> str:
 
 
 def _compact_prelude(system: str) -> str:
-    """Returns the system message with the prelude's helpers listed by signature only."""
-    return "\n".join(line.split("`: ")[0] + "`" if line.startswith("- `") and "`: " in line else line
-                     for line in system.split("\n"))
+    """Returns the system message with the prelude's helpers listed by signature only (asides dropped)."""
+    def compact(line: str) -> str:
+        if line.startswith("- `") and "`: " in line:
+            return line.split("`: ")[0] + "`"
+        if line.startswith(("- ", "  `")):   # a grouped helper line: its parenthetical asides go
+            return re.sub(r" \([^()`]*\)", "", line)
+        return line
+    return "\n".join(compact(line) for line in system.split("\n"))
 
 
 def already_tried(messages: list[dict], source: str) -> list[dict]:

@@ -53,8 +53,10 @@ LINGUISTIC_DOC = [
     "- How words relate: `head_of(tokens, i)` the first token of i's head word (-1 root), "
     "`is_head_of(tokens, i, j)`, `same_chunk(tokens, i, j)`, `same_clause(tokens, i, j)`; matrices "
     "`head_matrix(tokens)` (1 where key j is in query i's head word), `pos_matrix(tokens, kinds)` (n,), "
-    "`pos_pair(tokens, query_pos, key_pos)` (n, n)",
+    "`pos_pair(tokens, query_pos, key_pos)`, `query_is`/`key_is(tokens, pos)`, `key_dep(tokens, rel)` (n, n)",
 ]
+SCORES_DOC = "- Score terms to weight and add inside `softmax_rows`: `steps_back(tokens, d)`, `log_distance(tokens)`, " \
+    "`sink_later(tokens)` (n, n)"
 
 
 def prelude_doc() -> str:
@@ -66,7 +68,7 @@ def prelude_doc() -> str:
     from evo import linguistic
 
     public = getattr(prelude, "__all__", None) or [n for n in vars(prelude) if not n.startswith("_")]
-    public = [n for n in public if n not in prelude.LINGUISTIC]
+    public = [n for n in public if n not in prelude.LINGUISTIC and n not in prelude.SCORE_TERMS]
     for name in public:
         obj = getattr(prelude, name)
         if not inspect.isfunction(obj) or not obj.__module__.startswith(prelude.__name__):
@@ -74,6 +76,7 @@ def prelude_doc() -> str:
         doc = inspect.getdoc(obj) or ""
         signature = str(inspect.signature(obj)).replace("'", "")
         lines.append(f"- `{name}{signature}`: {doc.splitlines()[0] if doc else ''}".rstrip(": "))
+    lines.append(SCORES_DOC)
     if linguistic.available():  # the LLM is shown only helpers this machine can run
         lines += LINGUISTIC_DOC
     return "\n".join(lines)

@@ -44,6 +44,9 @@ def add_arguments(parser) -> None:
     group = parser.add_argument_group("offline operators")
     group.add_argument("--max-length", dest="symbolic_max_length", type=int, default=None,
                        help=f"AST nodes a child program may have (default: {symbolic.Settings.max_length})")
+    group.add_argument("--score-terms", dest="symbolic_scored_terms", type=int, default=None,
+                       help="score terms a scored program (a softmax of weighted terms) may have "
+                            f"(default: {symbolic.Settings.scored_terms})")
     from operators import llm_setup
     llm_setup.add_arguments(parser)
 
@@ -51,11 +54,12 @@ def add_arguments(parser) -> None:
 def settings_from_args(args) -> dict:
     """Returns the operator settings a run stores in its config.json (never an API key)."""
     settings = {"operators": args.operators}
-    max_length = getattr(args, "symbolic_max_length", None)
-    if max_length is not None:
-        if max_length < 1:
-            raise UserError(f"--max-length must be positive, got {max_length}")
-        settings["symbolic"] = {"max_length": max_length}
+    for flag, name in (("--max-length", "max_length"), ("--score-terms", "scored_terms")):
+        value = getattr(args, f"symbolic_{name}", None)
+        if value is not None:
+            if value < 1:
+                raise UserError(f"{flag} must be positive, got {value}")
+            settings.setdefault("symbolic", {})[name] = value
     from operators import llm_setup
     settings.update(llm_setup.settings_from_args(args))
     return settings

@@ -2,80 +2,30 @@
 
     def attention(tokens):
         '''A softmax of scores: +3.1 on the first token; +2.0 if the key is the query word's head; ...'''
-        return softmax_rows(3.1 * sink(tokens) + 2.0 * head_matrix(tokens)
-                            + 1.2 * pos_pair(tokens, "NOUN", "DET"))
+        scores = 3.1 * sink(tokens)
+        scores += 2.0 * head_matrix(tokens)
+        scores += 1.2 * pos_pair(tokens, "NOUN", "DET")
+        return softmax_rows(scores)
 
-`FEATURES` is the vocabulary of score terms, each a prelude expression with a one-line
-meaning: positions and token kinds always, the linguistic terms (heads, part-of-speech
-pairs, chunks, clauses) where the extra is installed. `fit` grows a sparse set of terms
-greedily (the term whose weight's gradient is steepest is added, then all weights are
-refitted by gradient descent on the rows' cross-entropy to the head), keeps the step with
-the best IoU, and rounds weights to one decimal. Features are computed here from the
-prelude's own trusted code; generated programs still only run in the sandbox.
+The terms come from `operators.score_terms`. `fit` grows a sparse set greedily: the term
+whose weight's IoU gradient is steepest (either sign) joins, then every weight is refitted
+(Adam, a few steps on the rows' cross-entropy to start, then on the IoU itself, the
+paper's metric); the step with the best IoU after rounding weights to one decimal is kept.
+Terms are computed here from the prelude's own trusted code; generated programs still
+only run in the sandbox.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
-from typing import Callable
 
 import numpy as np
 
-from evo import prelude
+from operators import score_terms
+from operators.score_terms import Feature
 
-_POS = ("NOUN", "VERB", "DET", "ADJ", "ADP", "PRON", "AUX", "PUNCT", "PROPN", "ADV", "CCONJ")
-_NAMES = {"NOUN": "noun", "VERB": "verb", "DET": "determiner", "ADJ": "adjective", "ADP": "preposition",
-          "PRON": "pronoun", "AUX": "auxiliary", "PUNCT": "punctuation", "PROPN": "proper noun", "ADV": "adverb",
-          "CCONJ": "conjunction"}
-
-
-@dataclasses.dataclass(frozen=True)
-class Feature:
-    expr: str          # the prelude expression a program writes, over `tokens`
-    meaning: str       # what a positive weight rewards, in words
-    linguistic: bool   # needs the linguistic extra's annotations
-    compute: Callable[[list[str]], np.ndarray] = dataclasses.field(compare=False, repr=False, default=None)
-
-
-def _pattern(name: str, meaning: str) -> Feature:
-    return Feature(f"{name}(tokens)", meaning, False, getattr(prelude, name))
-
-
-def _base() -> list[Feature]:
-    return [_pattern("sink", "on the first token"), _pattern("self_token", "on the token itself"),
-            _pattern("previous_token", "on the previous token"), _pattern("two_back", "on the token two back"),
-            _pattern("decay", "on recent tokens, halving per step back"),
-            _pattern("same_token", "on copies of the same token"),
-            _pattern("previous_copy", "on the last earlier copy of the token"),
-            _pattern("induction", "on what followed earlier copies of the previous token"),
-            _pattern("punctuation", "on punctuation"), _pattern("last_delimiter", "on the most recent delimiter"),
-            _pattern("word_head", "on the first piece of the token's own word"),
-            _pattern("previous_word", "on the first piece of the previous word")]
-
-
-def _linguistic() -> list[Feature]:
-    out = [Feature("head_matrix(tokens)", "if the key is the query word's head", True, prelude.head_matrix),
-           Feature("head_matrix(tokens).T", "if the key's head is the query word", True,
-                   lambda t: prelude.head_matrix(t).T)]
-    for q in _POS:
-        for k in _POS:
-            out.append(Feature(f'pos_pair(tokens, "{q}", "{k}")', f"{_NAMES[q]} to {_NAMES[k]}", True,
-                               lambda t, q=q, k=k: prelude.pos_pair(t, q, k)))
-    for q in ("NOUN", "VERB", "DET", "ADJ", "ADP", "PUNCT"):
-        out.append(Feature(f'pos_matrix(tokens, "{q}")[:, None] * previous_token(tokens)',
-                           f"from a {_NAMES[q]} to the previous token", True,
-                           lambda t, q=q: prelude.pos_matrix(t, q)[:, None] * prelude.previous_token(t)))
-    return out
-
-
-def features(linguistic: bool) -> list[Feature]:
-    """Returns the score terms available: the base ones, and the linguistic ones when wanted."""
-    return _base() + (_linguistic() if linguistic else [])
-
-
-def values(feature: Feature, tokens: list[str]) -> np.ndarray:
-    """Returns the feature's (n, n) matrix for one sentence, computed by the prelude."""
-    return np.asarray(feature.compute(list(tokens)), dtype=np.float64)
+CE_STEPS = 40  # cross-entropy steps before each IoU refit: a smooth start for a non-smooth objective
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,18 +35,17 @@ class Fit:
 
 
 class Problem:
-    """The packed sample a scored program is fitted on: features (F, R, N), targets, mask, row weights."""
+    """The packed sample a scored program is fitted on: features (F, R, N), valid keys, row weights."""
 
     def __init__(self, sample, feats: list[Feature], causal: bool):
         self.feats = feats
-        self.x = np.stack([sample.pack([values(f, list(t)) for t in sample.tokens]) for f in feats])  # (F, R, N)
-        self.x = self.x.astype(np.float32)
+        self.x = np.stack([sample.pack([score_terms.values(f, list(t)) for t in sample.tokens])
+                           for f in feats]).astype(np.float32)   # (F, R, N)
         self.row_weight = sample.row_weight
         valid = np.zeros(self.x.shape[1:], dtype=bool)  # (R, N)
         r = 0
         for n in sample.lengths:
-            block = np.tril(np.ones((n, n), dtype=bool)) if causal else np.ones((n, n), dtype=bool)
-            valid[r:r + n, :n] = block
+            valid[r:r + n, :n] = np.tril(np.ones((n, n), dtype=bool)) if causal else True
             r += n
         self.valid = valid
 
@@ -109,13 +58,13 @@ class Problem:
 
     def attention(self, w: np.ndarray, idx: list[int]) -> np.ndarray:
         """Returns the softmax rows (R, N) of the weighted features over the valid keys."""
-        s = np.tensordot(w, self.x[idx], axes=1) if idx else np.zeros(self.valid.shape)
+        s = np.tensordot(w, self.x[idx], axes=1) if len(idx) else np.zeros(self.valid.shape)
         s = np.where(self.valid, s, -np.inf)
-        s = s - s.max(axis=1, keepdims=True)
-        e = np.where(self.valid, np.exp(s), 0.0)
+        e = np.where(self.valid, np.exp(s - s.max(axis=1, keepdims=True)), 0.0)
         return e / e.sum(axis=1, keepdims=True)
 
     def iou(self, p: np.ndarray, target: np.ndarray) -> float:
+        """Returns the row-weighted mean IoU of attention rows `p` against the target rows."""
         num, den = np.minimum(p, target).sum(-1), np.maximum(p, target).sum(-1)
         return float(np.divide(num, den, out=np.zeros_like(num), where=den > 0) @ self.row_weight)
 
@@ -126,56 +75,140 @@ def problem(fitter, linguistic: bool, causal: bool) -> Problem:
         from evo import linguistic as annotations
 
         annotations.preload(fitter.aset_path)
-    return Problem(fitter.sample, features(linguistic), causal)
+    return Problem(fitter.sample, score_terms.features(linguistic), causal)
 
 
-def fit(problem: Problem, target: np.ndarray, max_terms: int = 4, steps: int = 150) -> Fit:
-    """Returns the best sparse scored fit to one head's packed target rows (R, N)."""
+def _score_gradient(p: np.ndarray, target: np.ndarray, row_weight: np.ndarray, iou: bool) -> np.ndarray:
+    """Returns d objective / d scores (R, N): the IoU's ascent direction, or the cross-entropy's descent."""
+    if not iou:
+        return (target - p) * row_weight[:, None]
+    lo, hi = np.minimum(p, target).sum(-1, keepdims=True), np.maximum(p, target).sum(-1, keepdims=True)
+    hi = np.maximum(hi, 1e-12)
+    dp = np.where(p < target, 1.0 / hi, -lo / hi ** 2)      # d IoU_row / d p (a subgradient at ties)
+    return p * (dp - (p * dp).sum(-1, keepdims=True)) * row_weight[:, None]   # through the softmax
+
+
+def read(source: str, problem: Problem) -> list[tuple[int, float]] | None:
+    """Returns a scored program's terms as (feature index, weight), or None when it is not one of this form."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    att = [s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "attention"]
+    body = att[0].body if att else []
+    body = body[1:] if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) else body
+    if len(body) < 2 or ast.unparse(body[-1]) != "return softmax_rows(scores)":
+        return None
+    known = {ast.dump(ast.parse(f.expr, mode="eval").body): i for i, f in enumerate(problem.feats)}
+    terms = []
+    for k, stmt in enumerate(body[:-1]):
+        first = k == 0 and isinstance(stmt, ast.Assign) and ast.unparse(stmt.targets[0]) == "scores"
+        more = k > 0 and isinstance(stmt, ast.AugAssign) and isinstance(stmt.op, (ast.Add, ast.Sub)) \
+            and ast.unparse(stmt.target) == "scores"
+        value = stmt.value if first or more else None
+        if not (isinstance(value, ast.BinOp) and isinstance(value.op, ast.Mult)
+                and isinstance(value.left, ast.Constant) and isinstance(value.left.value, (int, float))):
+            return None
+        index = known.get(ast.dump(value.right))
+        if index is None:
+            return None
+        sign = -1.0 if more and isinstance(stmt.op, ast.Sub) else 1.0
+        terms.append((index, sign * float(value.left.value)))
+    return terms
+
+
+def fit(problem: Problem, target: np.ndarray, max_terms: int = 4, steps: int = 120,
+        start: list[tuple[int, float]] = (), allowed: np.ndarray | None = None) -> Fit:
+    """Returns the best sparse scored fit to one head's packed target rows (R, N), grown from `start`'s terms.
+
+    `allowed` (F,) bool: the features that may join (all when None).
+    """
     target = np.where(problem.valid, target.astype(np.float64), 0.0)
-    idx: list[int] = []
-    w = np.zeros(0)
-    best: Fit | None = None
-    for _ in range(max_terms):
-        p = problem.attention(w, idx)
-        grad = np.einsum("frn,rn,r->f", problem.x, p - target, problem.row_weight)  # d loss / d w_f
+    idx = [i for i, _ in start]
+    w = np.array([x for _, x in start], dtype=np.float64)
+    if idx:
+        w = _descend(problem, target, idx, w, steps)
+    best = _rounded(problem, target, idx, w) if idx else Fit((), problem.iou(problem.attention(w, idx), target))
+    for _ in range(max_terms - len(idx)):
+        grad = np.tensordot(problem.x, _score_gradient(problem.attention(w, idx), target, problem.row_weight,
+                                                       True), axes=([1, 2], [0, 1]))   # (F,)
         grad[idx] = 0.0
-        pick = int(np.argmin(grad))
-        if grad[pick] >= -1e-6:
+        if allowed is not None:
+            grad[~allowed] = 0.0
+        pick = int(np.argmax(np.abs(grad)))
+        if abs(grad[pick]) < 1e-7:
             break
         idx.append(pick)
-        w = _descend(problem, target, idx, np.append(w, 1.0), steps)
-        rounded = np.round(w, 1)
-        keep = [i for i, x in enumerate(rounded) if x != 0.0]
-        score = problem.iou(problem.attention(rounded[keep], [idx[i] for i in keep]), target)
-        if best is None or score > best.iou + 1e-4:
-            order = sorted(keep, key=lambda i: -abs(rounded[i]))
-            best = Fit(tuple((problem.feats[idx[i]], float(rounded[i])) for i in order), score)
-    return best or Fit((), problem.iou(problem.attention(np.zeros(0), []), target))
+        w = _descend(problem, target, idx, np.append(w, np.sign(grad[pick])), steps)
+        found = _rounded(problem, target, idx, w)
+        if found.iou > best.iou + 1e-4:
+            best = found
+    return best
+
+
+def prune(problem: Problem, target: np.ndarray, terms: list[tuple[int, float]], loss: float,
+          steps: int = 60) -> Fit:
+    """Returns the fit with the terms the head can do without dropped, refitting after each drop,
+    giving up at most `loss` IoU in all (the weakest term goes first)."""
+    target = np.where(problem.valid, target.astype(np.float64), 0.0)
+    idx, w = [i for i, _ in terms], np.array([x for _, x in terms], dtype=np.float64)
+    w = _descend(problem, target, idx, w, steps)
+    kept = _rounded(problem, target, idx, w)
+    floor = kept.iou - loss
+    while len(idx) > 1:
+        trials = []
+        for k in range(len(idx)):
+            rest = idx[:k] + idx[k + 1:]
+            w2 = _descend(problem, target, rest, np.delete(w, k), steps)
+            trials.append((_rounded(problem, target, rest, w2), rest, w2))
+        found, rest, w2 = max(trials, key=lambda t: t[0].iou)
+        if found.iou < floor:
+            break
+        kept, idx, w = found, rest, w2
+    return kept
+
+
+def _rounded(problem: Problem, target: np.ndarray, idx: list[int], w: np.ndarray) -> Fit:
+    """Returns the fit with weights rounded to one decimal (zeros dropped), strongest term first."""
+    rounded = np.round(w, 1)
+    keep = [i for i, x in enumerate(rounded) if x != 0.0]
+    score = problem.iou(problem.attention(rounded[keep], [idx[i] for i in keep]), target)
+    order = sorted(keep, key=lambda i: -abs(rounded[i]))
+    return Fit(tuple((problem.feats[idx[i]], float(rounded[i])) for i in order), score)
 
 
 def _descend(problem: Problem, target: np.ndarray, idx: list[int], w: np.ndarray, steps: int) -> np.ndarray:
-    """Returns weights refitted by Adam on the row-weighted cross-entropy to the target."""
+    """Returns weights refitted by Adam: cross-entropy first, then the IoU; the best IoU seen is kept."""
     m, v = np.zeros_like(w), np.zeros_like(w)
     x = problem.x[idx]
-    for t in range(1, steps + 1):
+    best, best_w = -1.0, w
+    for t in range(1, CE_STEPS + steps + 1):
         p = problem.attention(w, idx)
-        g = np.einsum("frn,rn,r->f", x, p - target, problem.row_weight)
+        on_iou = t > CE_STEPS
+        if on_iou:
+            score = problem.iou(p, target)
+            if score > best:
+                best, best_w = score, w
+        g = np.tensordot(x, _score_gradient(p, target, problem.row_weight, on_iou), axes=([1, 2], [0, 1]))
         m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
-        w = w - 0.3 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
-    return np.clip(w, -20.0, 20.0)
+        lr = 0.3 if not on_iou else 0.1
+        w = np.clip(w + lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8), -20.0, 20.0)
+    return best_w
 
 
 def source(result: Fit) -> str:
-    """Returns the program for a fit: one softmax over its terms, its account as the docstring."""
+    """Returns the program for a fit: one score term per line, then the softmax; its account as the docstring."""
     if not result.terms:
         raise ValueError("a scored program needs at least one term")
-    parts = [f"{w:g} * {f.expr}" for f, w in result.terms]
-    body = " + ".join(parts).replace("+ -", "- ")
-    return (f'"""{account(result)[:1].upper() + account(result)[1:]}."""\n\n\n'
-            f"def attention(tokens):\n    return softmax_rows({body})\n")
+    (first, w0), rest = result.terms[0], result.terms[1:]
+    lines = [f"    scores = {w0:g} * {first.expr}"]
+    lines += [f"    scores {'+' if w > 0 else '-'}= {abs(w):g} * {f.expr}" for f, w in rest]
+    text = account(result)
+    return (f'"""{text[:1].upper() + text[1:]}."""\n\n\n'
+            "def attention(tokens):\n" + "\n".join(lines) + "\n    return softmax_rows(scores)\n")
 
 
 def account(result: Fit) -> str:
-    """Returns the fit in words: "scores +3.1 on the first token; +2.0 if the key is the query word's head"."""
+    """Returns the fit in words: "a softmax of scores: +3.1 on the first token; +2.0 if the key is ..."."""
     words = "; ".join(f"{w:+g} {f.meaning}" for f, w in result.terms)
     return f"a softmax of scores: {words}"

@@ -127,3 +127,36 @@ def test_a_new_run_gets_the_linguistic_vocabulary_when_installed_unless_told_oth
     assert run.vocabulary() == {"linguistic": False}
     with pytest.raises(UserError, match="--vocabulary linguistic needs spaCy"):
         run.vocabulary("linguistic")
+
+
+@needs_spacy
+def test_score_term_matrices_follow_the_words_annotations():
+    a = linguistic.for_sentences([FOX])[0]
+    helpers.provide(FOX, a)
+    assert prelude.query_is(FOX, "NOUN")[4].all() and not prelude.query_is(FOX, "NOUN")[3].any()
+    assert prelude.key_is(FOX, "DET")[:, 7].all() and prelude.key_dep(FOX, "det")[0, 7] == 1
+    assert prelude.chunk_matrix(FOX)[7, 10] == 1 and prelude.chunk_matrix(FOX)[4, 10] == 0
+    np.testing.assert_array_equal(prelude.dependent_matrix(FOX), prelude.head_matrix(FOX).T)
+    assert prelude.sibling_matrix(FOX)[7, 8] == 1   # "the" and "lazy" both hang off "dog"
+    assert prelude.grandparent_matrix(FOX)[7].argmax() == 6  # the -> dog -> over
+
+
+@needs_spacy
+def test_previous_noun_and_verb_look_back_to_the_first_piece_of_the_nearest_earlier_word():
+    toks = ["<bos>", "The", " cat", " sat", " on", " the", " ma", "ttress", "."]
+    helpers.provide(toks, linguistic.for_sentences([toks])[0])
+    noun = prelude.previous_noun(toks)
+    assert noun[:3].sum() == 0                                 # no noun before "cat" is done
+    assert noun[3:8].argmax(axis=1).tolist() == [2] * 5        # "sat" ... "ttress" -> "cat"
+    assert noun[8].argmax() == 6                               # "." -> " ma", the noun's first piece
+    assert prelude.previous_verb(toks)[4:].argmax(axis=1).tolist() == [3] * 5
+
+
+def test_the_linguistic_patterns_join_the_basis_only_with_that_vocabulary():
+    from operators import account, basis
+
+    plain, rich = set(basis.names(True)), set(basis.names(True, linguistic=True))
+    assert not plain & set(prelude.LINGUISTIC_PATTERNS)
+    assert rich - plain == set(prelude.LINGUISTIC_PATTERNS)
+    mix = "def attention(tokens):\n    return 0.7 * causal_rows(head_matrix(tokens)) + 0.3 * causal_rows(sink(tokens))\n"
+    assert account.describe(mix, True) == "70 % on its word's dependency head; 30 % on the first token"

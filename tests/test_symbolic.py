@@ -234,3 +234,16 @@ def test_bad_settings_are_user_errors(mix_set):
 def test_registry_builds_the_offline_operator_with_fitting(mix_set):
     op = registry.build({"operators": "offline", "symbolic": {"max_length": 300}}, mix_set)
     assert op.name == "symbolic" and op.settings.max_length == 300 and op.fitter is not None
+
+
+def test_score_terms_flag_reaches_the_operator_and_rejects_nonsense(mix_set):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--operators", default="offline")
+    registry.add_arguments(parser)
+    settings = registry.settings_from_args(parser.parse_args(["--score-terms", "4", "--max-length", "300"]))
+    assert settings["symbolic"] == {"max_length": 300, "scored_terms": 4}
+    assert registry.build(settings, mix_set).settings.scored_terms == 4
+    with pytest.raises(UserError, match="--score-terms must be positive"):
+        registry.settings_from_args(parser.parse_args(["--score-terms", "0"]))

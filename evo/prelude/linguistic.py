@@ -21,8 +21,13 @@ import numpy as np
 __all__ = [
     "pos_of", "dep_of", "word_of", "head_of", "is_noun", "is_verb", "is_adj", "is_adv", "is_det",
     "is_pron", "is_adp", "is_propn", "is_num", "is_conj", "is_head_of", "same_chunk",
-    "same_clause", "entity_of", "head_matrix", "pos_matrix", "pos_pair",
+    "same_clause", "entity_of", "head_matrix", "pos_matrix", "pos_pair", "query_is", "key_is", "key_dep",
+    "chunk_matrix", "clause_matrix", "sibling_matrix", "grandparent_matrix", "dependent_matrix", "nouns",
+    "verbs", "previous_noun", "previous_verb",
 ]
+# The linguistic helpers that are whole patterns (tokens -> (n, n)): basis terms a mix may use.
+PATTERNS = ("head_matrix", "dependent_matrix", "grandparent_matrix", "sibling_matrix", "chunk_matrix",
+            "clause_matrix", "nouns", "verbs", "previous_noun", "previous_verb")
 
 NOUNS = frozenset({"NOUN", "PROPN"})
 VERBS = frozenset({"VERB", "AUX"})
@@ -154,3 +159,89 @@ def pos_matrix(tokens: Sequence[str], kinds) -> np.ndarray:
 def pos_pair(tokens: Sequence[str], query, key) -> np.ndarray:
     """Returns (n, n): 1 where query i's word is a `query` part of speech and key j's a `key` one."""
     return np.outer(pos_matrix(tokens, query), pos_matrix(tokens, key))
+
+
+def query_is(tokens: Sequence[str], kinds) -> np.ndarray:
+    """Returns (n, n): 1 in the rows of queries whose word is one of the parts of speech `kinds`."""
+    m = pos_matrix(tokens, kinds)
+    return np.repeat(m[:, None], len(m), axis=1)
+
+
+def key_is(tokens: Sequence[str], kinds) -> np.ndarray:
+    """Returns (n, n): 1 in the columns of keys whose word is one of the parts of speech `kinds`."""
+    m = pos_matrix(tokens, kinds)
+    return np.repeat(m[None, :], len(m), axis=0)
+
+
+def key_dep(tokens: Sequence[str], relations) -> np.ndarray:
+    """Returns (n, n): 1 in the columns of keys whose word has a dependency relation in `relations` ("det", ...)."""
+    relations = {relations} if isinstance(relations, str) else set(relations)
+    m = np.array([d in relations for d in annotation(tokens).dep], dtype=float)
+    return np.repeat(m[None, :], len(m), axis=0)
+
+
+def _same(labels: Sequence[int]) -> np.ndarray:
+    a = np.asarray(labels)
+    return ((a[:, None] == a[None, :]) & (a[:, None] >= 0)).astype(float)
+
+
+def chunk_matrix(tokens: Sequence[str]) -> np.ndarray:
+    """Returns (n, n): 1 where query i and key j are in the same noun chunk."""
+    return _same(annotation(tokens).chunk)
+
+
+def clause_matrix(tokens: Sequence[str]) -> np.ndarray:
+    """Returns (n, n): 1 where query i and key j are in the same clause."""
+    return _same(annotation(tokens).clause)
+
+
+def sibling_matrix(tokens: Sequence[str]) -> np.ndarray:
+    """Returns (n, n): 1 where key j's word and query i's word are different words with the same head."""
+    a = annotation(tokens)
+    heads, words = np.asarray(a.head), np.asarray(a.word)
+    return ((heads[:, None] == heads[None, :]) & (heads[:, None] >= 0)
+            & (words[:, None] != words[None, :])).astype(float)
+
+
+def grandparent_matrix(tokens: Sequence[str]) -> np.ndarray:
+    """Returns (n, n): 1 where key j is a piece of the head of query i's head word."""
+    h = head_matrix(tokens)
+    return np.minimum(h @ h, 1.0)
+
+
+def dependent_matrix(tokens: Sequence[str]) -> np.ndarray:
+    """Returns (n, n): 1 where key j's word depends on query i's word (query i's word is j's head)."""
+    return head_matrix(tokens).T
+
+
+def nouns(tokens: Sequence[str]) -> np.ndarray:
+    """Returns (n, n): every token attends to the nouns and proper nouns."""
+    return key_is(tokens, NOUNS)
+
+
+def verbs(tokens: Sequence[str]) -> np.ndarray:
+    """Returns (n, n): every token attends to the verbs and auxiliaries."""
+    return key_is(tokens, VERBS)
+
+
+def _previous_of(tokens: Sequence[str], kinds) -> np.ndarray:
+    a, n = annotation(tokens), len(tokens)
+    out, last, start = np.zeros((n, n)), -1, 0
+    for i in range(n):
+        if i and (a.word[i] < 0 or a.word[i] != a.word[i - 1]):
+            start = i   # the first piece of token i's word
+        if last >= 0:
+            out[i, last] = 1.0
+        if a.pos[i] in kinds and (i + 1 >= n or a.word[i + 1] != a.word[i]):
+            last = start   # the word ends here: later tokens look back to its first piece
+    return out
+
+
+def previous_noun(tokens: Sequence[str]) -> np.ndarray:
+    """Returns (n, n): every token attends to the first piece of the nearest earlier noun (before its own word)."""
+    return _previous_of(tokens, NOUNS)
+
+
+def previous_verb(tokens: Sequence[str]) -> np.ndarray:
+    """Returns (n, n): every token attends to the first piece of the nearest earlier verb (before its own word)."""
+    return _previous_of(tokens, VERBS)

@@ -1,0 +1,40 @@
+"""Score terms: (n, n) matrices to add up, weighted, inside `softmax_rows` (they are not shares).
+
+    softmax_rows(2.5 * sink_later(tokens) + 1.5 * steps_back(tokens, 1) + 0.8 * log_distance(tokens))
+
+A term says what raises (positive weight) or lowers (negative weight) a key's score; the
+softmax turns each row's scores into attention. docs/prelude.md lists each with its meaning.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["steps_back", "log_distance", "sink_later"]
+
+
+def steps_back(tokens: Sequence[str], d: int) -> np.ndarray:
+    """Returns (n, n): 1 where key j is exactly d tokens before query i (d=0: the token itself)."""
+    n = len(tokens)
+    return np.eye(n, k=-int(d)) if abs(int(d)) < max(n, 1) else np.zeros((n, n))
+
+
+def log_distance(tokens: Sequence[str]) -> np.ndarray:
+    """Returns (n, n): -log(1 + |i - j|), 0 on the token itself, falling slowly with distance."""
+    pos = np.arange(len(tokens))
+    return -np.log1p(np.abs(pos[:, None] - pos[None, :]))
+
+
+def sink_later(tokens: Sequence[str]) -> np.ndarray:
+    """Returns (n, n): log(1 + i) in column 0: a pull to the first token that grows along the sentence.
+
+    A softmax shares a fixed score among more keys as the sentence goes on; this term keeps the
+    first token's share steady instead of fading.
+    """
+    n = len(tokens)
+    out = np.zeros((n, n))
+    if n:
+        out[:, 0] = np.log1p(np.arange(n))
+    return out
