@@ -23,7 +23,7 @@ from operators.ast_edits import NotApplicable
 
 MIN_SHARE = 0.02  # terms below this share of the mix's mass are dropped
 DIGITS = 2        # weights are written with this many decimals
-_PLACEHOLDER = re.compile(r"^_(a|pattern)(_\d+)*$")  # names that say nothing
+_PLACEHOLDER = re.compile(r"^_(a|pattern|softmax_scores)(_\d+)*$")  # names that say nothing
 
 
 def canonical(source: str, causal: bool, min_share: float = MIN_SHARE) -> str:

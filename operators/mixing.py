@@ -92,6 +92,10 @@ _STOPWORDS = {"a", "an", "the", "of", "to", "and", "its", "it", "each", "every",
 def helper_name(fn: ast.FunctionDef) -> str:
     """Returns a name for a helper from its docstring's first words, else from the prelude helpers it calls."""
     doc = ast.get_docstring(fn) or ""
+    if doc.lower().startswith("a softmax of scores:"):  # named after its strongest raise: "_first_token_scores"
+        raised = [t for t in doc.split(":", 1)[1].split(";") if t.strip().startswith("+")] or [""]
+        words = [w for w in re.findall(r"[a-z]+", raised[0].lower()) if w not in _STOPWORDS][:3]
+        return "_" + "_".join(words + ["scores"])
     words = re.findall(r"[a-z]+", doc.split(":")[0].split(".")[0].lower())
     words = [w for w in words if w not in _STOPWORDS][:4]
     if words:

@@ -119,3 +119,18 @@ def test_the_offline_operator_prunes_and_grows_scored_parents(tiny_attention_set
     other = base.Parent(id="q", source=pruned.source, iou=np.array([0.1, 0.9, 0.1, 0.1]), length=20)
     [grown] = op.vary([base.Request("crossover", (parent, other), (1,), seed=2)])
     assert grown.source and grown.operator == "symbolic.fit_scored" and "grew scored parents" in grown.meta["edit"]
+
+
+def test_a_scored_program_inside_a_mix_is_named_after_its_strongest_raise():
+    from operators import mixing
+
+    a = '"""A softmax of scores: -1.2 on punctuation; +3.1 on the first token."""\n\n\n' \
+        "def attention(tokens):\n    scores = -1.2 * punctuation(tokens)\n    scores += 3.1 * sink(tokens)\n" \
+        "    return softmax_rows(scores)\n"
+    merged = canonical.write(mixing.merge(mixing.read(a, True), mixing.read(SEED_PREVIOUS, True), 0.5), True)
+    assert "def _first_token_scores(tokens):" in merged and "_softmax_scores" not in merged
+    ev = sandbox.run(merged, [["<bos>", " a", ",", " b"]])
+    assert ev.ok, ev.error
+
+
+SEED_PREVIOUS = "def attention(tokens):\n    return previous_token(tokens)\n"
