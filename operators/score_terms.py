@@ -22,7 +22,7 @@ from evo import prelude
 
 POS = ("NOUN", "VERB", "DET", "ADJ", "ADP", "PRON", "AUX", "PUNCT", "PROPN", "ADV", "CCONJ")
 NAMES = {"NOUN": "noun", "VERB": "verb", "DET": "determiner", "ADJ": "adjective", "ADP": "preposition",
-         "PRON": "pronoun", "AUX": "auxiliary", "PUNCT": "punctuation", "PROPN": "proper noun", "ADV": "adverb",
+         "PRON": "pronoun", "AUX": "auxiliary", "PUNCT": "punctuation mark", "PROPN": "proper noun", "ADV": "adverb",
          "CCONJ": "conjunction"}
 RELATIONS = {"det": "a determiner", "nsubj": "a subject", "dobj": "an object", "prep": "a preposition",
              "pobj": "a preposition's object", "amod": "an adjective modifier", "aux": "an auxiliary",
