@@ -68,6 +68,12 @@ def _base() -> list[Feature]:
     return [_call(name, meaning) for name, meaning in kinds] + [_back(d, "on ") for d in range(9)]
 
 
+def _ahead() -> list[Feature]:
+    """Returns the terms only an encoder can use: keys after the query."""
+    out = [_call("next_token", "on the next token")]
+    return out + [_call("steps_back", f"on the token {d} ahead", -d) for d in (2, 3, 4)]
+
+
 def _back(d: int, lead: str) -> Feature:
     """Returns the term for the key d tokens back: the prelude's named pattern where there is one."""
     if d in _BACK:
@@ -99,9 +105,16 @@ def _linguistic() -> list[Feature]:
     return out
 
 
-def features(linguistic: bool) -> list[Feature]:
-    """Returns the score terms available: the base ones, and the linguistic ones when wanted."""
-    return _base() + (_linguistic() if linguistic else [])
+def features(linguistic: bool, causal: bool = True) -> list[Feature]:
+    """Returns the score terms available: the base ones (and keys ahead, for an encoder), and the
+    linguistic ones when wanted."""
+    out = _base() + ([] if causal else _ahead())
+    if linguistic:
+        out += _linguistic()
+        if not causal:
+            out += [_times(_call("query_is", "", q, linguistic=True), _call("next_token", ""),
+                           f"from {_a(q)} to the next token") for q in POS]
+    return out
 
 
 def values(feature: Feature, tokens: list[str]) -> np.ndarray:

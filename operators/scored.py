@@ -75,7 +75,7 @@ def problem(fitter, linguistic: bool, causal: bool) -> Problem:
         from evo import linguistic as annotations
 
         annotations.preload(fitter.aset_path)
-    return Problem(fitter.sample, score_terms.features(linguistic), causal)
+    return Problem(fitter.sample, score_terms.features(linguistic, causal), causal)
 
 
 def _score_gradient(p: np.ndarray, target: np.ndarray, row_weight: np.ndarray, iou: bool) -> np.ndarray:

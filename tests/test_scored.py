@@ -134,3 +134,12 @@ def test_a_scored_program_inside_a_mix_is_named_after_its_strongest_raise():
 
 
 SEED_PREVIOUS = "def attention(tokens):\n    return previous_token(tokens)\n"
+
+
+def test_an_encoder_gets_terms_for_keys_ahead_and_a_decoder_does_not():
+    causal = {f.expr for f in score_terms.features(False, causal=True)}
+    encoder = {f.expr for f in score_terms.features(False, causal=False)}
+    assert encoder - causal == {"next_token(tokens)", "steps_back(tokens, -2)", "steps_back(tokens, -3)",
+                                "steps_back(tokens, -4)"}
+    ahead = next(f for f in score_terms.features(False, causal=False) if f.expr == "steps_back(tokens, -2)")
+    assert ahead.meaning == "on the token 2 ahead" and score_terms.values(ahead, ["a", "b", "c"])[0, 2] == 1

@@ -16,7 +16,7 @@ __all__ = ["steps_back", "log_distance", "sink_later"]
 
 
 def steps_back(tokens: Sequence[str], d: int) -> np.ndarray:
-    """Returns (n, n): 1 where key j is exactly d tokens before query i (d=0: the token itself)."""
+    """Returns (n, n): 1 where key j is exactly d tokens before query i (d=0: itself; d<0: -d tokens after)."""
     n = len(tokens)
     return np.eye(n, k=-int(d)) if abs(int(d)) < max(n, 1) else np.zeros((n, n))
 
