@@ -54,14 +54,19 @@ def _cap_rows(text: str, keep: int) -> str:
 
 
 def _compact_prelude(system: str) -> str:
-    """Returns the system message with the prelude's helpers listed by signature only (asides dropped)."""
-    def compact(line: str) -> str:
-        if line.startswith("- `") and "`: " in line:
-            return line.split("`: ")[0] + "`"
-        if line.startswith(("- ", "  `")):   # a grouped helper line: its parenthetical asides go
-            return re.sub(r" \([^()`]*\)", "", line)
-        return line
-    return "\n".join(compact(line) for line in system.split("\n"))
+    """Returns the system message with the prelude's helpers listed by signature only: a helper's line loses
+    its description, a grouped line keeps its heading and the helpers it names."""
+    out, prelude = [], False
+    for line in system.split("\n"):
+        if line.startswith("## "):
+            prelude = line.startswith("## Helper prelude")
+        if prelude and line.startswith("- `") and "`: " in line:
+            line = line.split("`: ")[0].replace(" -> np.ndarray", "") + "`"
+        elif prelude and line.startswith(("- ", "  ")) and "`" in line:
+            heading = line.split(":")[0] + ": " if line.startswith("- ") and ":" in line.split("`")[0] else ""
+            line = (heading or "  ") + ", ".join(re.findall(r"`[^`]+`", line))
+        out.append(line)
+    return "\n".join(out)
 
 
 def already_tried(messages: list[dict], source: str) -> list[dict]:

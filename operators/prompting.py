@@ -53,7 +53,9 @@ LINGUISTIC_DOC = [
     "- How words relate: `head_of(tokens, i)` the first token of i's head word (-1 root), "
     "`is_head_of(tokens, i, j)`, `same_chunk(tokens, i, j)`, `same_clause(tokens, i, j)`; matrices "
     "`head_matrix(tokens)` (1 where key j is in query i's head word), `pos_matrix(tokens, kinds)` (n,), "
-    "`pos_pair(tokens, query_pos, key_pos)`, `query_is`/`key_is(tokens, pos)`, `key_dep(tokens, rel)` (n, n)",
+    "`pos_pair(tokens, query_pos, key_pos)`, `query_is`/`key_is(tokens, pos)`, `key_dep(tokens, rel)`; "
+    "patterns `chunk_matrix`, `clause_matrix`, `sibling_matrix`, `grandparent_matrix`, `dependent_matrix`, "
+    "`nouns`, `verbs`, `previous_noun`, `previous_verb` `(tokens)` (n, n)",
 ]
 SCORES_DOC = "- Score terms to weight and add inside `softmax_rows`: `steps_back(tokens, d)`, `log_distance(tokens)`, " \
     "`sink_later(tokens)` (n, n)"
