@@ -1,0 +1,32 @@
+"""Scored programs on the real default model: the linguistic terms earn their place on real heads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evo import capture, linguistic
+from operators import fit, score_terms, scored
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not linguistic.available(), reason="the linguistic extra is not installed")
+def test_linguistic_terms_fit_gemma_heads_better_than_positions_alone_on_held_out_sentences():
+    sets = [capture.ensure(model="gemma-3-270m", split=split) for split in ("search", "validation")]
+    for aset in sets:
+        linguistic.ensure(aset)
+        linguistic.preload(aset.path)
+    train, held = fit.Sample(sets[0].path, 24), fit.Sample(sets[1].path, 60)
+    rich, plain = score_terms.features(True), score_terms.features(False)
+    heads = range(1, 72, 12)   # six heads across the layers
+    scores = {}
+    for name, feats in (("linguistic", rich), ("base", plain)):
+        prob, test = scored.Problem(train, feats, True), scored.Problem(held, feats, True)
+        index = {f.expr: i for i, f in enumerate(feats)}
+        found = []
+        for h in heads:
+            result = scored.fit(prob, train.targets[h], max_terms=8)
+            idx, w = [index[f.expr] for f, _ in result.terms], np.array([w for _, w in result.terms])
+            found.append(test.iou(test.attention(w, idx), np.where(test.valid, held.targets[h], 0.0)))
+        scores[name] = float(np.mean(found))
+    assert scores["linguistic"] > scores["base"] + 0.005, scores
