@@ -44,7 +44,7 @@ def add_arguments(parser) -> None:
     group = parser.add_argument_group("offline operators")
     group.add_argument("--max-length", dest="symbolic_max_length", type=int, default=None,
                        help=f"AST nodes a child program may have (default: {symbolic.Settings.max_length})")
-    group.add_argument("--score-terms", dest="symbolic_scored_terms", type=int, default=None,
+    group.add_argument("--score-terms", dest="symbolic_scored_terms", type=int, default=None, metavar="N",
                        help="score terms a scored program (a softmax of weighted terms) may have "
                             f"(default: {symbolic.Settings.scored_terms})")
     from operators import llm_setup
