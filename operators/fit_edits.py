@@ -80,9 +80,8 @@ class FitEdits:
             self._scored = scored.problem(self.fitter, self.settings.linguistic, self.causal)
         return self._scored
 
-    def _prune_scored(self, request: base.Request, heads: tuple[int, ...]) -> tuple[str, dict]:
+    def _prune_scored(self, terms: list[tuple[int, float]], heads: tuple[int, ...]) -> tuple[str, dict]:
         """Drops the score terms the head can do without, within `prune_loss` IoU in all."""
-        terms = scored.read(request.parents[0].source, self._scored)
         if len(terms) < 2:
             raise NotApplicable("the scored parent has no term to spare")
         target = self.fitter.sample.targets[list(heads)].mean(axis=0)
@@ -96,9 +95,10 @@ class FitEdits:
     def _fit_prune(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
         """Drops the terms the head can do without: greedily, refitting after each, within `prune_loss` IoU."""
         heads = _heads(request)
-        if "softmax_rows(scores)" in request.parents[0].source and scored.read(request.parents[0].source,
-                                                                              self._scored_problem()):
-            return self._prune_scored(request, heads)
+        source = request.parents[0].source
+        terms = scored.read(source, self._scored_problem()) if "softmax_rows(scores)" in source else None
+        if terms:
+            return self._prune_scored(terms, heads)
         parent = mixing.read(request.parents[0].source, self.causal)
         if len(parent.terms) < 2:
             raise NotApplicable("the parent has no term to spare")

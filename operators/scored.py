@@ -49,13 +49,6 @@ class Problem:
             r += n
         self.valid = valid
 
-    def subset(self, keep) -> "Problem":
-        """Returns the same problem over only the features at `keep`."""
-        out = object.__new__(Problem)
-        out.feats = [self.feats[i] for i in keep]
-        out.x, out.row_weight, out.valid = self.x[np.asarray(keep, dtype=int)], self.row_weight, self.valid
-        return out
-
     def attention(self, w: np.ndarray, idx: list[int]) -> np.ndarray:
         """Returns the softmax rows (R, N) of the weighted features over the valid keys."""
         s = np.tensordot(w, self.x[idx], axes=1) if len(idx) else np.zeros(self.valid.shape)
@@ -106,15 +99,22 @@ def read(source: str, problem: Problem) -> list[tuple[int, float]] | None:
         more = k > 0 and isinstance(stmt, ast.AugAssign) and isinstance(stmt.op, (ast.Add, ast.Sub)) \
             and ast.unparse(stmt.target) == "scores"
         value = stmt.value if first or more else None
-        if not (isinstance(value, ast.BinOp) and isinstance(value.op, ast.Mult)
-                and isinstance(value.left, ast.Constant) and isinstance(value.left.value, (int, float))):
-            return None
-        index = known.get(ast.dump(value.right))
+        weight = _number(value.left) if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Mult) else None
+        index = known.get(ast.dump(value.right)) if weight is not None else None
         if index is None:
             return None
         sign = -1.0 if more and isinstance(stmt.op, ast.Sub) else 1.0
-        terms.append((index, sign * float(value.left.value)))
+        terms.append((index, sign * weight))
     return terms
+
+
+def _number(node: ast.expr) -> float | None:
+    """Returns the value of a literal number, negative ones included (`-1.8`), else None."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _number(node.operand)
+        return None if inner is None else -inner
+    ok = isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
+    return float(node.value) if ok else None
 
 
 def fit(problem: Problem, target: np.ndarray, max_terms: int = 4, steps: int = 120,
@@ -149,7 +149,7 @@ def fit(problem: Problem, target: np.ndarray, max_terms: int = 4, steps: int = 1
 def prune(problem: Problem, target: np.ndarray, terms: list[tuple[int, float]], loss: float,
           steps: int = 60) -> Fit:
     """Returns the fit with the terms the head can do without dropped, refitting after each drop,
-    giving up at most `loss` IoU in all (the weakest term goes first)."""
+    giving up at most `loss` IoU in all (the term the fit misses least goes first)."""
     target = np.where(problem.valid, target.astype(np.float64), 0.0)
     idx, w = [i for i, _ in terms], np.array([x for _, x in terms], dtype=np.float64)
     w = _descend(problem, target, idx, w, steps)

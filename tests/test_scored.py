@@ -74,6 +74,11 @@ def test_a_scored_program_reads_back_as_its_terms(problem):
     tidy = canonical.tidy(scored.source(result), True)
     read = scored.read(tidy, prob)
     assert [(prob.feats[i].expr, w) for i, w in read] == [(f.expr, w) for f, w in result.terms]
+    negative = "def attention(tokens):\n    scores = -1.5 * punctuation(tokens)\n    scores -= 2 * sink(tokens)\n" \
+               "    return softmax_rows(scores)\n"
+    assert [(prob.feats[i].expr, w) for i, w in scored.read(negative, prob)] == [
+        ("punctuation(tokens)", -1.5), ("sink(tokens)", -2.0)]
+    assert scored.read(negative.replace("-1.5", "True"), prob) is None
     assert scored.read("def attention(tokens):\n    return sink(tokens)\n", prob) is None
     assert scored.read(tidy.replace("softmax_rows(scores)", "rows(scores)"), prob) is None
 
