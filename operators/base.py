@@ -33,6 +33,12 @@ class Request:
         if len(self.parents) != wanted:
             raise ValueError(f"a {self.kind} request takes {wanted} parent(s), got {len(self.parents)}")
 
+    def targets(self) -> tuple[int, ...]:
+        """Returns the target heads, or the first parent's best head when none is given."""
+        if self.heads:
+            return tuple(int(k) for k in self.heads)
+        return (int(np.argmax(self.parents[0].iou)),)
+
 
 @dataclasses.dataclass(frozen=True)
 class Child:

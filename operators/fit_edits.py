@@ -5,7 +5,7 @@
     fit_basis    grow the parent by the basis terms that raise its fit most, refitting each time
     fit_scratch  start from one of the head's three best basis terms alone and grow from there
     fit_prune    drop the terms (or score terms) the head can do without, refitting after each
-    fit_scored   a row softmax of a few additive score terms fitted to the head (operators.scored)
+    fit_scored   a row softmax of a few additive score terms fitted to the head (operators.scored_edits)
 
 Each runs parts of programs in the sandbox (cached, see operators.fit) and fits in numpy;
 every child leaves in canonical form, with two-decimal shares nudged to their best.
@@ -13,18 +13,11 @@ every child leaves in canonical form, with two-decimal shares nudged to their be
 
 import numpy as np
 
-from operators import base, basis, canonical, fit, mixing, scored
+from operators import base, basis, canonical, fit, mixing, scored, scored_edits
 from operators.ast_edits import NotApplicable
 
 
-def _heads(request: base.Request) -> tuple[int, ...]:
-    """Returns the request's target heads, or the first parent's best head when none is given."""
-    if request.heads:
-        return tuple(int(k) for k in request.heads)
-    return (int(np.argmax(request.parents[0].iou)),)
-
-
-class FitEdits:
+class FitEdits(scored_edits.ScoredEdits):
     """The fitting edits, mixed into the symbolic operator (needs `settings`, `fitter`, `causal`)."""
 
     def _fit_weight(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
@@ -40,7 +33,7 @@ class FitEdits:
 
     def _fit_scratch(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
         """Fits a mix of basis patterns alone to the head, starting from one of its three best patterns."""
-        heads = _heads(request)
+        heads = request.targets()
         names = basis.names(self.causal, self.settings.linguistic)
         found = [self._screen_alone(b, heads) for b in names]
         ranked = sorted(range(len(names)), key=lambda i: (-found[i][0], i))
@@ -50,51 +43,9 @@ class FitEdits:
         return self._fitted(mix, request, add_patterns=self.settings.max_terms - 1, label="fit_scratch",
                             before=float(request.parents[0].iou[heads].mean()))
 
-    def _fit_scored(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
-        """Fits a scored program (softmax of a few terms) to the head: scored parents' terms (both, in a
-        crossover) are refitted and grow by 1-3 terms; otherwise it starts afresh. New terms come from
-        a random 80 % of the vocabulary."""
-        heads = _heads(request)
-        problem = self._scored_problem()
-        most = self.settings.scored_terms
-        start: list[tuple[int, float]] = []
-        for parent in request.parents:   # a crossover starts from both scored parents' terms
-            known = {i for i, _ in start}
-            start += [(i, w) for i, w in scored.read(parent.source, problem) or [] if i not in known]
-        start = sorted(start, key=lambda t: -abs(t[1]))[:most - 1]
-        terms = min(most, len(start) + int(rng.integers(1, 4))) if start else int(rng.integers(2, most + 1))
-        allowed = rng.random(len(problem.feats)) < 0.8
-        target = self.fitter.sample.targets[list(heads)].mean(axis=0)
-        result = scored.fit(problem, target, terms, start=start, allowed=allowed)
-        if not result.terms:
-            raise NotApplicable(f"no score term helps heads {list(heads)}")
-        source = canonical.tidy(scored.source(result), self.causal)
-        meta = {"heads": list(heads), "fit_iou": round(result.iou, 4), "label": "fit_scored"}
-        if start:
-            meta["edit"] = f"grew scored parents' {len(start)} terms to {len(result.terms)}"
-        return source, meta
-
-    def _scored_problem(self) -> scored.Problem:
-        """Returns the score terms on the fit sample, built once per process."""
-        if getattr(self, "_scored", None) is None:
-            self._scored = scored.problem(self.fitter, self.settings.linguistic, self.causal)
-        return self._scored
-
-    def _prune_scored(self, terms: list[tuple[int, float]], heads: tuple[int, ...]) -> tuple[str, dict]:
-        """Drops the score terms the head can do without, within `prune_loss` IoU in all."""
-        if len(terms) < 2:
-            raise NotApplicable("the scored parent has no term to spare")
-        target = self.fitter.sample.targets[list(heads)].mean(axis=0)
-        result = scored.prune(self._scored, target, terms, self.settings.prune_loss)
-        if len(result.terms) >= len(terms):
-            raise NotApplicable(f"every score term carries more than {self.settings.prune_loss} IoU")
-        source = canonical.tidy(scored.source(result), self.causal)
-        return source, {"heads": list(heads), "fit_iou": round(result.iou, 4),
-                        "edit": f"dropped {len(terms) - len(result.terms)} of {len(terms)} score terms"}
-
     def _fit_prune(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
         """Drops the terms the head can do without: greedily, refitting after each, within `prune_loss` IoU."""
-        heads = _heads(request)
+        heads = request.targets()
         source = request.parents[0].source
         terms = scored.read(source, self._scored_problem()) if "softmax_rows(scores)" in source else None
         if terms:
@@ -128,7 +79,7 @@ class FitEdits:
     def _fitted(self, mix: mixing.Mix, request: base.Request, add_patterns: int, label: str | None = None,
                 before: float | None = None) -> tuple[str, dict]:
         """Returns the mix with fitted weights and exponents, greedily adding up to `add_patterns` basis terms."""
-        heads = _heads(request)
+        heads = request.targets()
         before = self._score(mix, heads) if before is None else before
         mix, result = self._fit(mix, heads)
         for _ in range(add_patterns):
