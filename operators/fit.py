@@ -180,16 +180,17 @@ def _renorm(m: np.ndarray) -> np.ndarray:
     return np.divide(m, s, out=np.zeros_like(m, dtype=np.float64), where=s > 0)
 
 
+def packed_iou(rows: np.ndarray, target: np.ndarray, row_weight: np.ndarray) -> np.ndarray:
+    """Returns the row-weighted mean IoU of packed attention rows (..., R, N) against target rows (R, N)."""
+    num = np.minimum(rows, target).sum(-1)  # (..., R)
+    den = np.maximum(rows, target).sum(-1)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0) @ row_weight
+
+
 def _scores(mixes: np.ndarray, targets: np.ndarray, row_weight: np.ndarray) -> np.ndarray:
     """Returns (G,) mean over heads of the row-weighted IoU; mixes (G, R, N), targets (H, R, N)."""
     mixes = _renorm(mixes)
-    total = np.zeros(len(mixes))
-    for t in targets:
-        num = np.minimum(mixes, t).sum(-1)  # (G, R)
-        den = np.maximum(mixes, t).sum(-1)
-        iou = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-        total += iou @ row_weight
-    return total / len(targets)
+    return sum(packed_iou(mixes, t, row_weight) for t in targets) / len(targets)
 
 
 def _ascend(parts, weights, powers, free_power, targets, row_weight) -> Result:

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 
 import numpy as np
 
+from operators import fit as fitting
 from operators import score_terms
 from operators.score_terms import Feature
 
@@ -58,8 +60,12 @@ class Problem:
 
     def iou(self, p: np.ndarray, target: np.ndarray) -> float:
         """Returns the row-weighted mean IoU of attention rows `p` against the target rows."""
-        num, den = np.minimum(p, target).sum(-1), np.maximum(p, target).sum(-1)
-        return float(np.divide(num, den, out=np.zeros_like(num), where=den > 0) @ self.row_weight)
+        return float(fitting.packed_iou(p, target, self.row_weight))
+
+    @functools.cached_property
+    def by_expr(self) -> dict[str, int]:
+        """Returns each feature's index by its expression's syntax tree (how `read` recognises a term)."""
+        return {ast.dump(ast.parse(f.expr, mode="eval").body): i for i, f in enumerate(self.feats)}
 
 
 def problem(fitter, linguistic: bool, causal: bool) -> Problem:
@@ -92,7 +98,7 @@ def read(source: str, problem: Problem) -> list[tuple[int, float]] | None:
     body = body[1:] if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) else body
     if len(body) < 2 or ast.unparse(body[-1]) != "return softmax_rows(scores)":
         return None
-    known = {ast.dump(ast.parse(f.expr, mode="eval").body): i for i, f in enumerate(problem.feats)}
+    known = problem.by_expr
     terms = []
     for k, stmt in enumerate(body[:-1]):
         first = k == 0 and isinstance(stmt, ast.Assign) and ast.unparse(stmt.targets[0]) == "scores"
