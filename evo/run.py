@@ -183,10 +183,12 @@ def vocabulary(wanted: str = "auto") -> dict:
 
 def check_vocabulary(run_dir: pathlib.Path, config: RunConfig) -> None:
     """Raises a one-line error when the run had the linguistic vocabulary and this machine has not."""
+    from evo import linguistic
+
     had = config.vocabulary or {}
     if had.get("linguistic") and not vocabulary()["linguistic"]:
         raise UserError(f"run {run_dir} was searched with the linguistic vocabulary ({had.get('pipeline')} "
-                        f"{had.get('version')}), which is not installed here: pip install 'headcode[linguistic]'")
+                        f"{had.get('version')}), which is not installed here: {linguistic.INSTALL}")
 
 
 def check_resumable(run_dir: pathlib.Path, config: RunConfig, state: dict) -> None:

@@ -215,10 +215,9 @@ def serve(fd_in: int, fd_out: int) -> None:
 
 def _hand_over(sentences, annotations) -> None:
     """Gives the prelude this request's linguistic annotations (the forked child inherits them)."""
-    known = prelude_linguistic._KNOWN
-    known.clear()
+    prelude_linguistic._KNOWN.clear()   # a forked child holds only its own request's sentences
     for tokens, a in zip(sentences, annotations or ()):
-        known[tuple(tokens)] = prelude_linguistic.Annotation.from_json(a)
+        prelude_linguistic.provide(tokens, prelude_linguistic.Annotation.from_json(a))
 
 
 def _unannotated(tokens):
