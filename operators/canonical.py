@@ -68,7 +68,7 @@ def _plain(source: str) -> str:
     before = ast.dump(tree)
     tree.body = _last_definitions(tree.body)
     _complete_imports(tree)
-    return source if ast.dump(tree) == before else ast_edits.unparse(tree)  # keep comments when nothing changed
+    return source if ast.dump(tree) == before else rendering.wrapped_sum(ast_edits.unparse(tree))  # keep comments when nothing changed
 
 
 def shares(terms: list[mixing.Term], min_share: float = MIN_SHARE,

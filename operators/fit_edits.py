@@ -6,6 +6,7 @@
     fit_scratch  start from one of the head's three best basis terms alone and grow from there
     fit_prune    drop the terms (or score terms) the head can do without, refitting after each
     fit_scored   a row softmax of a few additive score terms fitted to the head (operators.scored_edits)
+    fit_wide     the same with many terms chosen at once: what each kind of query word looks at
 
 Each runs parts of programs in the sandbox (cached, see operators.fit) and fits in numpy;
 every child leaves in canonical form, with two-decimal shares nudged to their best.

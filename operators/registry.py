@@ -47,6 +47,9 @@ def add_arguments(parser) -> None:
     group.add_argument("--score-terms", dest="symbolic_scored_terms", type=int, default=None, metavar="N",
                        help="score terms a scored program (a softmax of weighted terms) may have "
                             f"(default: {symbolic.Settings.scored_terms})")
+    group.add_argument("--wide-terms", dest="symbolic_wide_terms", type=int, default=None, metavar="N",
+                       help="score terms a wide scored program (fit_wide: many terms chosen at once, a table of "
+                            f"what each kind of query word looks at) may have (default: {symbolic.Settings.wide_terms})")
     from operators import llm_setup
     llm_setup.add_arguments(parser)
 
@@ -54,7 +57,8 @@ def add_arguments(parser) -> None:
 def settings_from_args(args) -> dict:
     """Returns the operator settings a run stores in its config.json (never an API key)."""
     settings = {"operators": args.operators}
-    for flag, name in (("--max-length", "max_length"), ("--score-terms", "scored_terms")):
+    for flag, name in (("--max-length", "max_length"), ("--score-terms", "scored_terms"),
+                       ("--wide-terms", "wide_terms")):
         value = getattr(args, f"symbolic_{name}", None)
         if value is not None:
             if value < 1:

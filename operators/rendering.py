@@ -7,6 +7,7 @@
 """
 
 import ast
+import re
 
 from operators import ast_edits
 from operators.ast_edits import NotApplicable
@@ -43,13 +44,21 @@ def render(mix: Mix, causal: bool, digits: int | None = 3) -> str:
     return wrapped_sum(ast_edits.unparse(tree))
 
 
+_GROUP = re.compile(r"^(    scores \+?= query_is\(tokens, \S+\) \* \()(.*)\)$")  # a query class's terms
+
+
 def wrapped_sum(source: str, width: int = 100) -> str:
-    """Returns the source with a long `return a + b + ...` line split, one term per line."""
+    """Returns the source with a long `return a + b + ...` line split, one term per line, and a long
+    `scores += query_is(...) * (a + b - c)` line split, one term per line under the parenthesis."""
     out = []
     for line in source.splitlines():
+        group = _GROUP.match(line)
         if len(line) > width and line.startswith("    return ") and " + " in line:
             parts = line[len("    return "):].split(" + ")
             line = "    return (" + parts[0] + "".join(f"\n            + {p}" for p in parts[1:]) + ")"
+        elif len(line) > width and group:
+            parts = re.split(r" (?=[+-] )", group.group(2))
+            line = group.group(1) + parts[0] + "".join(f"\n{' ' * len(group.group(1))}{p}" for p in parts[1:]) + ")"
         out.append(line)
     text = "\n".join(out) + "\n"
     return text if ast.dump(ast.parse(text)) == ast.dump(ast.parse(source)) else source

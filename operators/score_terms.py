@@ -2,13 +2,15 @@
 
     sink(tokens)                                   on the first token
     steps_back(tokens, 2)                          on the token two back
-    query_is(tokens, "NOUN") * log_distance(tokens)   from a noun, fading slowly with distance
-    pos_pair(tokens, "NOUN", "DET")                from a noun to a determiner
+    key_is(tokens, "DET")                          on a determiner
     head_matrix(tokens)                            if the key is the query word's head
+    query_is(tokens, "NOUN") * key_is(tokens, "DET")   from a noun: on a determiner
 
-Position and token-kind terms are always there; the linguistic ones (parts of speech of the
-query and key words, dependency arcs and relations, chunks, clauses) where the
-`headcode[linguistic]` extra is installed. A meaning is what a positive weight rewards.
+`features` are the key terms, the same for every query: position and token-kind terms always,
+the linguistic ones (the key word's part of speech and relation, dependency arcs, chunks,
+clauses) where the `headcode[linguistic]` extra is installed. With the extra, any key term may
+also be conditioned on the query word's part of speech (`conditioned`, for the `QUERIES`):
+what a noun looks at need not be what a verb looks at. A meaning is what a positive weight rewards.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class Feature:
     meaning: str       # what a positive weight rewards, in words
     linguistic: bool   # needs the linguistic extra's annotations
     compute: Callable[[list[str]], np.ndarray] = dataclasses.field(compare=False, repr=False, default=None)
+    query: str = ""            # the query word's part of speech the term is conditioned on ("" every query)
+    key: "Feature | None" = dataclasses.field(compare=False, repr=False, default=None)  # the term conditioned
 
 
 def _call(name: str, meaning: str, *args, linguistic: bool = False) -> Feature:
@@ -47,9 +51,15 @@ def _call(name: str, meaning: str, *args, linguistic: bool = False) -> Feature:
                    lambda t, f=getattr(prelude, name): f(t, *args))
 
 
-def _times(a: Feature, b: Feature, meaning: str) -> Feature:
-    return Feature(f"{a.expr} * {b.expr}", meaning, a.linguistic or b.linguistic,
-                   lambda t: a.compute(t) * b.compute(t))
+def conditioned(query: str, key: Feature) -> Feature:
+    """Returns the key term restricted to queries whose word is a `query` part of speech."""
+    return Feature(f'query_is(tokens, "{query}") * {key.expr}', f"from {article(query)}: {key.meaning}", True,
+                   lambda t: prelude.query_is(t, query) * key.compute(t), query, key)
+
+
+def queries(linguistic: bool) -> tuple[str, ...]:
+    """Returns the parts of speech a key term may be conditioned on (none without the extra)."""
+    return POS if linguistic else ()
 
 
 def _base() -> list[Feature]:
@@ -81,7 +91,8 @@ def _back(d: int, lead: str) -> Feature:
     return _call("steps_back", f"{lead}the token {d} back", d)
 
 
-def _a(kind: str) -> str:
+def article(kind: str) -> str:
+    """Returns the part of speech in words, with its article: "a noun", "an adjective"."""
     name = NAMES[kind]
     return ("an " if name[0] in "aeiou" else "a ") + name
 
@@ -95,26 +106,13 @@ def _linguistic() -> list[Feature]:
            _call("chunk_matrix", "within the query's noun chunk", linguistic=True),
            _call("clause_matrix", "within the query's clause", linguistic=True)]
     out += [_call("key_dep", f"on {meaning}", rel, linguistic=True) for rel, meaning in RELATIONS.items()]
-    for q in POS:
-        query = _call("query_is", "", q, linguistic=True)
-        out.append(_call("key_is", f"on {_a(q)}", q, linguistic=True))
-        out += [_call("pos_pair", f"from {_a(q)} to {_a(k)}", q, k, linguistic=True) for k in POS]
-        out.append(_times(query, _call("sink", ""), f"from {_a(q)} to the first token"))
-        out.append(_times(query, _call("log_distance", ""), f"from {_a(q)}, fading slowly with distance"))
-        out += [_times(query, b, f"from {_a(q)} to {b.meaning}") for b in (_back(d, "") for d in range(5))]
-    return out
+    return out + [_call("key_is", f"on {article(q)}", q, linguistic=True) for q in POS]
 
 
 def features(linguistic: bool, causal: bool = True) -> list[Feature]:
-    """Returns the score terms available: the base ones (and keys ahead, for an encoder), and the
+    """Returns the key terms available: the base ones (and keys ahead, for an encoder), and the
     linguistic ones when wanted."""
-    out = _base() + ([] if causal else _ahead())
-    if linguistic:
-        out += _linguistic()
-        if not causal:
-            out += [_times(_call("query_is", "", q, linguistic=True), _call("next_token", ""),
-                           f"from {_a(q)} to the next token") for q in POS]
-    return out
+    return _base() + ([] if causal else _ahead()) + (_linguistic() if linguistic else [])
 
 
 def values(feature: Feature, tokens: list[str]) -> np.ndarray:

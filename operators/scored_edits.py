@@ -1,5 +1,7 @@
 """The offline operator's edits of scored programs (operators.scored): fit, grow and prune them.
 
+    fit_wide     a scored program of many terms chosen at once (up to `wide_terms`): a head's table
+                 of what each kind of query word looks at
     fit_scored   a row softmax of a few score terms fitted to the head; scored parents' terms
                  (both, in a crossover) are refitted and grow by one to three terms
     fit_prune    on a scored parent: drop the score terms the head can do without
@@ -20,25 +22,49 @@ class ScoredEdits:
         """Fits a scored program (softmax of a few terms) to the head: scored parents' terms (both, in a
         crossover) are refitted and grow by 1-3 terms; otherwise it starts afresh. New terms come from
         a random 80 % of the vocabulary."""
-        heads = request.targets()
-        problem = self._scored_problem()
-        most = self.settings.scored_terms
-        start: list[tuple[int, float]] = []
-        for parent in request.parents:   # a crossover starts from both scored parents' terms
-            known = {i for i, _ in start}
-            start += [(i, w) for i, w in scored.read(parent.source, problem) or [] if i not in known]
-        start = sorted(start, key=lambda t: -abs(t[1]))[:most - 1]
+        problem, most = self._scored_problem(), self.settings.scored_terms
+        start = self._parent_terms(request, problem)[:most - 1]
         terms = min(most, len(start) + int(rng.integers(1, 4))) if start else int(rng.integers(2, most + 1))
         allowed = rng.random(len(problem.feats)) < 0.8
-        target = self.fitter.sample.targets[list(heads)].mean(axis=0)
-        result = scored.fit(problem, target, terms, start=start, allowed=allowed)
+        result = scored.fit(problem, self._target(request), terms, start=start, allowed=allowed)
+        edit = f"grew scored parents' {len(start)} terms to {len(result.terms)}" if start else None
+        return self._scored_child(result, request, "fit_scored", edit)
+
+    def _fit_wide(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
+        """Fits a wide scored program to the head: every term of a random 80 % of the vocabulary
+        weighted at once, the strongest kept (between `scored_terms` and `wide_terms` of them);
+        scored parents' terms are the starting weights."""
+        problem, low = self._scored_problem(), self.settings.scored_terms
+        start = self._parent_terms(request, problem)
+        most = int(rng.integers(min(low, self.settings.wide_terms), self.settings.wide_terms + 1))
+        allowed = rng.random(len(problem.feats)) < 0.8
+        result = scored.fit_wide(problem, self._target(request), most, start=start, allowed=allowed)
+        edit = f"refitted scored parents' {len(start)} terms as {len(result.terms)}" if start else None
+        return self._scored_child(result, request, "fit_wide", edit)
+
+    def _parent_terms(self, request: base.Request, problem: scored.Problem) -> list[tuple[int, float]]:
+        """Returns the scored parents' terms (both, in a crossover; the first's weight where both
+        have a term), strongest first."""
+        start: list[tuple[int, float]] = []
+        for parent in request.parents:
+            known = {i for i, _ in start}
+            start += [(i, w) for i, w in scored.read(parent.source, problem) or [] if i not in known]
+        return sorted(start, key=lambda t: -abs(t[1]))
+
+    def _target(self, request: base.Request) -> np.ndarray:
+        """Returns the target heads' mean rows on the fit sample (R, N)."""
+        return self.fitter.sample.targets[list(request.targets())].mean(axis=0)
+
+    def _scored_child(self, result: scored.Fit, request: base.Request, label: str,
+                      edit: str | None) -> tuple[str, dict]:
+        """Returns a fitted scored program's canonical source and its meta."""
+        heads = request.targets()
         if not result.terms:
             raise NotApplicable(f"no score term helps heads {list(heads)}")
-        source = canonical.tidy(scored.source(result), self.causal)
-        meta = {"heads": list(heads), "fit_iou": round(result.iou, 4), "label": "fit_scored"}
-        if start:
-            meta["edit"] = f"grew scored parents' {len(start)} terms to {len(result.terms)}"
-        return source, meta
+        meta = {"heads": list(heads), "fit_iou": round(result.iou, 4), "label": label}
+        if edit:
+            meta["edit"] = edit
+        return canonical.tidy(scored.source(result), self.causal), meta
 
     def _scored_problem(self) -> scored.Problem:
         """Returns the score terms on the fit sample, built once per process."""
@@ -51,7 +77,7 @@ class ScoredEdits:
         if len(terms) < 2:
             raise NotApplicable("the scored parent has no term to spare")
         target = self.fitter.sample.targets[list(heads)].mean(axis=0)
-        result = scored.prune(self._scored, target, terms, self.settings.prune_loss)
+        result = scored.prune(self._scored_problem(), target, terms, self.settings.prune_loss)
         if len(result.terms) >= len(terms):
             raise NotApplicable(f"every score term carries more than {self.settings.prune_loss} IoU")
         source = canonical.tidy(scored.source(result), self.causal)

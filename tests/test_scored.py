@@ -1,9 +1,11 @@
 """Scored programs: a row softmax of a few readable score terms, fitted to a head and run in the sandbox."""
 
+import ast
+
 import numpy as np
 import pytest
 
-from evo import evaluate, program, sandbox
+from evo import evaluate, linguistic, program, sandbox
 from operators import account, base, canonical, fit, score_terms, scored, symbolic
 
 
@@ -55,14 +57,14 @@ def test_the_offline_operator_makes_scored_children(tiny_attention_set):
 
 def test_the_iou_gradient_matches_finite_differences(problem):
     sample, prob = problem
+    prob.x = prob.x.astype(np.float64)   # the formula, checked in double precision
     target = np.where(prob.valid, sample.targets[2], 0.0)
     idx, w = [0, 3, 7], np.array([0.5, -0.3, 1.0])
 
     def score(v):
         return prob.iou(prob.attention(v, idx), target)
 
-    g = np.tensordot(prob.x[idx], scored._score_gradient(prob.attention(w, idx), target, prob.row_weight, True),
-                     axes=([1, 2], [0, 1]))
+    g = prob.gradient(scored._score_gradient(prob.attention(w, idx), target, prob.row_weight, True))[idx]
     eps = 1e-5
     numeric = [(score(w + eps * e) - score(w - eps * e)) / (2 * eps) for e in np.eye(3)]
     np.testing.assert_allclose(g, numeric, rtol=1e-3, atol=1e-6)
@@ -148,3 +150,107 @@ def test_an_encoder_gets_terms_for_keys_ahead_and_a_decoder_does_not():
                                 "steps_back(tokens, -4)"}
     ahead = next(f for f in score_terms.features(False, causal=False) if f.expr == "steps_back(tokens, -2)")
     assert ahead.meaning == "on the token 2 ahead" and score_terms.values(ahead, ["a", "b", "c"])[0, 2] == 1
+
+
+def test_a_wide_fit_keeps_at_most_its_terms_and_fits_a_head(problem):
+    sample, prob = problem
+    result = scored.fit_wide(prob, sample.targets[0], max_terms=4)   # the previous-token head
+    assert 1 <= len(result.terms) <= 4 and result.iou > 0.9
+    assert "previous_token(tokens)" in [f.expr for f, _ in result.terms]
+
+
+def test_a_wide_program_prunes_its_weakest_terms_in_a_few_refits(problem, monkeypatch):
+    sample, prob = problem
+    full = scored.fit(prob, sample.targets[0], max_terms=2)
+    index = {f.expr: i for i, f in enumerate(prob.feats)}
+    terms = [(index[f.expr], w) for f, w in full.terms]
+    terms += [(i, 0.1) for i in range(len(prob.feats)) if i not in {t for t, _ in terms}][:scored.TRIALS + 6]
+    calls = []
+    descend = scored._descend
+    monkeypatch.setattr(scored, "_descend", lambda *a, **k: calls.append(1) or descend(*a, **k))
+    pruned = scored.prune(prob, sample.targets[0], terms, loss=0.01)
+    assert len(pruned.terms) < len(terms) // 2 and pruned.iou >= full.iou - 0.011
+    assert len(calls) < len(terms) * (len(terms) - 1) // 4   # half what one refit per term per round takes
+
+
+def test_a_long_query_group_is_wrapped_one_term_per_line_and_reads_the_same():
+    from operators import rendering
+
+    long = ('def attention(tokens):\n    scores = 2.0 * sink(tokens)\n    scores += query_is(tokens, "NOUN") * ('
+            + " + ".join(f"0.{d} * steps_back(tokens, {d})" for d in range(1, 8)) + " - 0.2 * digits(tokens))\n"
+            "    return softmax_rows(scores)\n")
+    out = rendering.wrapped_sum(long)
+    assert max(len(line) for line in out.splitlines()) <= 100 and "\n" + " " * 42 + "- 0.2 * digits" in out
+    assert ast.dump(ast.parse(out)) == ast.dump(ast.parse(long))
+
+
+@pytest.fixture
+def annotated(tiny_attention_set):
+    if not linguistic.available():
+        pytest.skip("the linguistic extra is not installed")
+    linguistic.ensure(tiny_attention_set)
+    linguistic.preload(tiny_attention_set.path)
+    sample = fit.Sample(tiny_attention_set.path, 3)
+    return sample, scored.Problem(sample, score_terms.features(True), True, score_terms.queries(True))
+
+
+def test_a_conditioned_term_scores_only_its_query_words_rows(annotated):
+    sample, prob = annotated
+    k = len(prob.keys)
+    used = sorted({int(c) for c in prob.row_class if c < len(prob.queries)})
+    c = used[0]
+    t = k + c * k + prob.keys.index(next(f for f in prob.keys if f.expr == "sink(tokens)"))
+    feature = prob.feats[t]
+    assert feature.expr == f'query_is(tokens, "{prob.queries[c]}") * sink(tokens)'
+    expected = sample.pack([score_terms.values(feature, list(tok)) for tok in sample.tokens])
+    np.testing.assert_allclose(prob.scores(np.array([1.5]), [t]), 1.5 * expected, atol=1e-6)
+
+
+def test_the_iou_gradient_of_conditioned_terms_matches_finite_differences(annotated):
+    sample, prob = annotated
+    prob.x = prob.x.astype(np.float64)
+    target = np.where(prob.valid, sample.targets[2], 0.0)
+    k = len(prob.keys)
+    used = sorted({int(c) for c in prob.row_class if c < len(prob.queries)})
+    idx = [0, k + used[0] * k + 1, k + used[-1] * k + 3]
+    w = np.array([0.5, -0.7, 1.2])
+
+    def score(v):
+        return prob.iou(prob.attention(v, idx), target)
+
+    g = prob.gradient(scored._score_gradient(prob.attention(w, idx), target, prob.row_weight, True))[idx]
+    numeric = [(score(w + 1e-5 * e) - score(w - 1e-5 * e)) / 2e-5 for e in np.eye(3)]
+    np.testing.assert_allclose(g, numeric, rtol=1e-3, atol=1e-6)
+
+
+def test_a_grouped_scored_program_reads_back_and_speaks_per_kind_of_query_word(annotated):
+    sample, prob = annotated
+    index = {f.expr: i for i, f in enumerate(prob.feats)}
+    det, prev = 'query_is(tokens, "NOUN") * key_is(tokens, "DET")', 'query_is(tokens, "NOUN") * previous_token(tokens)'
+    verb = 'query_is(tokens, "VERB") * head_matrix(tokens)'
+    terms = ((prob.feats[index["sink(tokens)"]], 3.1), (prob.feats[index[det]], 1.2),
+             (prob.feats[index[verb]], -0.9), (prob.feats[index[prev]], 0.8))
+    source = canonical.tidy(scored.source(scored.Fit(terms, 0.5)), True)
+    flat = " ".join(source.split())   # a long group is wrapped, a term per line
+    assert "scores += query_is(tokens, 'NOUN') * (1.2 * key_is(tokens, 'DET') + 0.8 * previous_token(tokens))" \
+        in flat and "scores -= 0.9 * query_is(tokens, 'VERB') * head_matrix(tokens)" in source
+    assert sorted(scored.read(source, prob)) == sorted((index[f.expr], w) for f, w in terms)
+    words = account.describe(source, True)
+    assert "from a noun: +1.2 on a determiner, +0.8 on the previous token" in words
+    assert "from a verb: -0.9 if the key is the query word's head" in words
+    older = ('def attention(tokens):\n    scores = 1.5 * pos_pair(tokens, "NOUN", "DET")\n'
+             '    scores += 0.5 * query_is(tokens, "NOUN") * previous_token(tokens)\n    return softmax_rows(scores)\n')
+    assert scored.read(older, prob) == [(index[det], 1.5), (index[prev], 0.5)]
+    ev = sandbox.run(source, [["<bos>", " The", " dog", " barks", "."]])
+    assert ev.ok, ev.error
+
+
+def test_the_offline_operator_makes_wide_scored_children(tiny_attention_set):
+    settings = symbolic.Settings(mutate_weights={"fit_wide": 1.0}, wide_terms=6)
+    op = symbolic.SymbolicOperator(settings, tiny_attention_set.path, True)
+    seed = "def attention(tokens):\n    return np.eye(len(tokens))\n"
+    parent = base.Parent(id="s", source=seed, iou=np.array([0.9, 0.1, 0.1, 0.1]), length=9)
+    [child] = op.vary([base.Request("mutate", (parent,), (0,), seed=3)])
+    assert child.source and child.operator == "symbolic.fit_wide", child.error
+    assert "softmax_rows(scores)" in child.source and child.meta["fit_iou"] > 0.9
+    assert len(scored.read(child.source, op._scored_problem())) <= 6
