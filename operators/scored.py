@@ -31,7 +31,7 @@ from operators.score_terms import Feature
 
 CE_STEPS = 40     # cross-entropy steps before each IoU refit: a smooth start for a non-smooth objective
 WIDE_STEPS = 100  # IoU steps of a wide fit's refit (twice that for its dense fit)
-WIDE_L1 = 0.002   # a wide fit's L1 penalty per unit of weight: most terms stay near zero
+WIDE_L1 = 0.001   # a wide fit's L1 penalty per unit of weight: most terms stay near zero
 TRIALS = 12       # a program with more terms prunes its weakest first, not every term in turn
 SHOWN = 8         # terms for every query an account names (the rest it counts)
 SHOWN_PER_QUERY = 3  # terms of one kind of query word an account names
@@ -127,13 +127,14 @@ def _classes(tokens: list[str], queries: tuple[str, ...]) -> np.ndarray:
     return out
 
 
-def problem(fitter, linguistic: bool, causal: bool) -> Problem:
-    """Returns the score terms on a fitter's sample (the set's annotations preloaded when linguistic)."""
+def problem(fitter, linguistic: bool, causal: bool, sample=None) -> Problem:
+    """Returns the score terms on a fitter's sample, or the given one of the same set (the set's
+    annotations preloaded when linguistic)."""
     if linguistic:
         from evo import linguistic as annotations
 
         annotations.preload(fitter.aset_path)
-    return Problem(fitter.sample, score_terms.features(linguistic, causal), causal,
+    return Problem(sample or fitter.sample, score_terms.features(linguistic, causal), causal,
                    score_terms.queries(linguistic))
 
 

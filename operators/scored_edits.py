@@ -11,7 +11,7 @@ A mixin of the symbolic operator, beside operators.fit_edits (needs `settings`, 
 
 import numpy as np
 
-from operators import base, canonical, scored
+from operators import base, canonical, fit, scored
 from operators.ast_edits import NotApplicable
 
 
@@ -34,11 +34,12 @@ class ScoredEdits:
         """Fits a wide scored program to the head: every term of a random 80 % of the vocabulary
         weighted at once, the strongest kept (between `scored_terms` and `wide_terms` of them);
         scored parents' terms are the starting weights."""
-        problem, low = self._scored_problem(), self.settings.scored_terms
+        problem, low = self._wide_problem(), self.settings.scored_terms
         start = self._parent_terms(request, problem)
         most = int(rng.integers(min(low, self.settings.wide_terms), self.settings.wide_terms + 1))
         allowed = rng.random(len(problem.feats)) < 0.8
-        result = scored.fit_wide(problem, self._target(request), most, start=start, allowed=allowed)
+        target = self._wide_sample.targets[list(request.targets())].mean(axis=0)
+        result = scored.fit_wide(problem, target, most, start=start, allowed=allowed)
         edit = f"refitted scored parents' {len(start)} terms as {len(result.terms)}" if start else None
         return self._scored_child(result, request, "fit_wide", edit)
 
@@ -71,6 +72,13 @@ class ScoredEdits:
         if getattr(self, "_scored", None) is None:
             self._scored = scored.problem(self.fitter, self.settings.linguistic, self.causal)
         return self._scored
+
+    def _wide_problem(self) -> scored.Problem:
+        """Returns the score terms on the wide fits' larger sample (`wide_sentences`), built once per process."""
+        if getattr(self, "_wide", None) is None:
+            self._wide_sample = fit.Sample(self.fitter.aset_path, self.settings.wide_sentences)
+            self._wide = scored.problem(self.fitter, self.settings.linguistic, self.causal, self._wide_sample)
+        return self._wide
 
     def _prune_scored(self, terms: list[tuple[int, float]], heads: tuple[int, ...]) -> tuple[str, dict]:
         """Drops the score terms the head can do without, within `prune_loss` IoU in all."""
