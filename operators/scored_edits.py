@@ -38,8 +38,8 @@ class ScoredEdits:
         start = self._parent_terms(request, problem)
         most = int(rng.integers(min(low, self.settings.wide_terms), self.settings.wide_terms + 1))
         allowed = rng.random(len(problem.feats)) < 0.8
-        target = self._wide_sample.targets[list(request.targets())].mean(axis=0)
-        result = scored.fit_wide(problem, target, most, start=start, allowed=allowed)
+        result = scored.fit_wide(problem, self._target(request, self._wide_sample), most, start=start,
+                                 allowed=allowed)
         edit = f"refitted scored parents' {len(start)} terms as {len(result.terms)}" if start else None
         return self._scored_child(result, request, "fit_wide", edit)
 
@@ -52,9 +52,9 @@ class ScoredEdits:
             start += [(i, w) for i, w in scored.read(parent.source, problem) or [] if i not in known]
         return sorted(start, key=lambda t: -abs(t[1]))
 
-    def _target(self, request: base.Request) -> np.ndarray:
-        """Returns the target heads' mean rows on the fit sample (R, N)."""
-        return self.fitter.sample.targets[list(request.targets())].mean(axis=0)
+    def _target(self, request: base.Request, sample=None) -> np.ndarray:
+        """Returns the target heads' mean rows (R, N) on the fit sample, or the one given."""
+        return (sample or self.fitter.sample).targets[list(request.targets())].mean(axis=0)
 
     def _scored_child(self, result: scored.Fit, request: base.Request, label: str,
                       edit: str | None) -> tuple[str, dict]:
@@ -81,11 +81,14 @@ class ScoredEdits:
         return self._wide
 
     def _prune_scored(self, terms: list[tuple[int, float]], heads: tuple[int, ...]) -> tuple[str, dict]:
-        """Drops the score terms the head can do without, within `prune_loss` IoU in all."""
+        """Drops the score terms the head can do without, within `prune_loss` IoU in all (a wide
+        program, over `scored_terms` terms, on the wide fits' larger sample)."""
         if len(terms) < 2:
             raise NotApplicable("the scored parent has no term to spare")
-        target = self.fitter.sample.targets[list(heads)].mean(axis=0)
-        result = scored.prune(self._scored_problem(), target, terms, self.settings.prune_loss)
+        wide = len(terms) > self.settings.scored_terms
+        problem = self._wide_problem() if wide else self._scored_problem()
+        sample = self._wide_sample if wide else self.fitter.sample
+        result = scored.prune(problem, sample.targets[list(heads)].mean(axis=0), terms, self.settings.prune_loss)
         if len(result.terms) >= len(terms):
             raise NotApplicable(f"every score term carries more than {self.settings.prune_loss} IoU")
         source = canonical.tidy(scored.source(result), self.causal)

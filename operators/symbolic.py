@@ -20,9 +20,10 @@ from operators.ast_edits import NotApplicable
 MUTATE_WEIGHTS = {
     "change_constant": 1.0, "shift_offset": 1.0, "swap_predicate": 0.75, "flip_comparison": 0.5,
     "sharpen": 0.5, "add_sink": 1.0, "mix_pattern": 1.0, "drop_term": 0.5, "fit_weight": 3.0,
-    "fit_basis": 5.0, "fit_scratch": 4.0, "fit_prune": 6.25, "fit_scored": 8.0, "fit_wide": 8.0,
+    "fit_basis": 5.0, "fit_scratch": 4.0, "fit_prune": 6.25, "fit_scored": 6.0, "fit_wide": 14.0,
 }
-CROSSOVER_WEIGHTS = {"mix": 2.0, "splice_condition": 1.5, "swap_helper": 1.0, "fit_mix": 6.0, "fit_scored": 3.0, "fit_wide": 1.0}
+CROSSOVER_WEIGHTS = {"mix": 2.0, "splice_condition": 1.5, "swap_helper": 1.0, "fit_mix": 6.0, "fit_scored": 3.0,
+                     "fit_wide": 2.0}
 FIT_EDITS = ("fit_weight", "fit_mix", "fit_basis", "fit_scratch", "fit_prune", "fit_scored", "fit_wide")
 _POINT_EDITS = {
     "change_constant": mutations.change_constant, "shift_offset": mutations.shift_offset,
@@ -37,7 +38,7 @@ class Settings:
     max_terms: int = 5            # parts a mix may have
     scored_terms: int = 12        # score terms a scored program may have (operators.scored)
     wide_terms: int = 60          # score terms a wide scored program (fit_wide) may have
-    wide_sentences: int = 64      # sentences a wide fit is fitted on (its many weights need more than fit_sentences)
+    wide_sentences: int = 96      # sentences a wide fit is fitted on (its many weights need more than fit_sentences)
     fit_sentences: int = 32       # sentences of the attention set the fit edits score on
     max_tries: int = 8            # edits tried per request before giving up
     min_gain: float = 0.003       # IoU a basis term must add to the fitted mix to be kept

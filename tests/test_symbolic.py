@@ -242,8 +242,12 @@ def test_score_terms_flag_reaches_the_operator_and_rejects_nonsense(mix_set):
     parser = argparse.ArgumentParser()
     parser.add_argument("--operators", default="offline")
     registry.add_arguments(parser)
-    settings = registry.settings_from_args(parser.parse_args(["--score-terms", "4", "--max-length", "300"]))
-    assert settings["symbolic"] == {"max_length": 300, "scored_terms": 4}
+    settings = registry.settings_from_args(parser.parse_args(["--score-terms", "4", "--max-length", "300",
+                                                              "--wide-terms", "20"]))
+    assert settings["symbolic"] == {"max_length": 300, "scored_terms": 4, "wide_terms": 20}
     assert registry.build(settings, mix_set).settings.scored_terms == 4
+    assert registry.build(settings, mix_set).settings.wide_terms == 20
+    with pytest.raises(UserError, match="--wide-terms must be positive"):
+        registry.settings_from_args(parser.parse_args(["--wide-terms", "-1"]))
     with pytest.raises(UserError, match="--score-terms must be positive"):
         registry.settings_from_args(parser.parse_args(["--score-terms", "0"]))
