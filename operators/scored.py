@@ -1,18 +1,20 @@
-"""Scored programs: attention as a row softmax of a few additive, readable score terms, fitted to a head.
+"""Scored programs: attention as a row softmax of additive, readable score terms, fitted to a head.
 
     def attention(tokens):
         '''A softmax of scores: +3.1 on the first token; +2.0 if the key is the query word's head; ...'''
         scores = 3.1 * sink(tokens)
         scores += 2.0 * head_matrix(tokens)
-        scores += 1.2 * pos_pair(tokens, "NOUN", "DET")
+        scores += query_is(tokens, "NOUN") * (1.2 * key_is(tokens, "DET") + 0.5 * previous_token(tokens))
         return softmax_rows(scores)
 
-The terms come from `operators.score_terms`. `fit` grows a sparse set greedily: the term
-whose weight's IoU gradient is steepest (either sign) joins, then every weight is refitted
-(Adam, a few steps on the rows' cross-entropy to start, then on the IoU itself, the
-paper's metric); the step with the best IoU after rounding weights to one decimal is kept.
-Terms are computed here from the prelude's own trusted code; generated programs still
-only run in the sandbox.
+The terms come from `operators.score_terms`: key terms for every query, and each key term for
+one kind of query word (written as that kind's group, as above). `fit` grows a sparse set
+greedily: the term whose weight's IoU gradient is steepest (either sign) joins, then every
+weight is refitted (Adam, a few steps on the rows' cross-entropy to start, then on the IoU
+itself, the paper's metric); the step with the best IoU after rounding weights to one decimal
+is kept. `fit_wide` weights every term at once under an L1 penalty and keeps the strongest:
+the many small terms of a head's table. Terms are computed here from the prelude's own
+trusted code; generated programs still only run in the sandbox.
 """
 
 from __future__ import annotations
@@ -25,8 +27,7 @@ import numpy as np
 
 from evo import prelude
 from operators import fit as fitting
-from operators import rendering
-from operators import score_terms
+from operators import rendering, score_terms
 from operators.score_terms import Feature
 
 CE_STEPS = 40     # cross-entropy steps before each IoU refit: a smooth start for a non-smooth objective
