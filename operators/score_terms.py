@@ -9,7 +9,7 @@
 `features` are the key terms, the same for every query: position and token-kind terms always,
 the linguistic ones (the key word's part of speech and relation, dependency arcs, chunks,
 clauses) where the `headcode[linguistic]` extra is installed. With the extra, any key term may
-also be conditioned on the query word's part of speech (`conditioned`, for the `QUERIES`):
+also be conditioned on the query word's part of speech (`conditioned`, for the kinds `queries` gives):
 what a noun looks at need not be what a verb looks at. A meaning is what a positive weight rewards.
 """
 
