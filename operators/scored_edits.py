@@ -81,14 +81,12 @@ class ScoredEdits:
         return self._wide
 
     def _prune_scored(self, terms: list[tuple[int, float]], heads: tuple[int, ...]) -> tuple[str, dict]:
-        """Drops the score terms the head can do without, within `prune_loss` IoU in all (a wide
-        program, over `scored_terms` terms, on the wide fits' larger sample)."""
+        """Drops the score terms the head can do without, within `prune_loss` IoU in all (on the fit
+        sample: pruning a wide program on the wide sample took several times as long)."""
         if len(terms) < 2:
             raise NotApplicable("the scored parent has no term to spare")
-        wide = len(terms) > self.settings.scored_terms
-        problem = self._wide_problem() if wide else self._scored_problem()
-        sample = self._wide_sample if wide else self.fitter.sample
-        result = scored.prune(problem, sample.targets[list(heads)].mean(axis=0), terms, self.settings.prune_loss)
+        target = self.fitter.sample.targets[list(heads)].mean(axis=0)
+        result = scored.prune(self._scored_problem(), target, terms, self.settings.prune_loss)
         if len(result.terms) >= len(terms):
             raise NotApplicable(f"every score term carries more than {self.settings.prune_loss} IoU")
         source = canonical.tidy(scored.source(result), self.causal)
