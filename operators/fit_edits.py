@@ -14,7 +14,7 @@ every child leaves in canonical form, with two-decimal shares nudged to their be
 
 import numpy as np
 
-from operators import base, basis, canonical, fit, mixing, scored, scored_edits
+from operators import base, basis, canonical, fit, mixing, scored_edits, scored_text
 from operators.ast_edits import NotApplicable
 
 
@@ -48,7 +48,7 @@ class FitEdits(scored_edits.ScoredEdits):
         """Drops the terms the head can do without: greedily, refitting after each, within `prune_loss` IoU."""
         heads = request.targets()
         source = request.parents[0].source
-        terms = scored.read(source, self._scored_problem()) if "softmax_rows(scores)" in source else None
+        terms = scored_text.read(source, self._scored_problem()) if "softmax_rows(scores)" in source else None
         if terms:
             return self._prune_scored(terms, heads)
         parent = mixing.read(request.parents[0].source, self.causal)

@@ -11,7 +11,7 @@ A mixin of the symbolic operator, beside operators.fit_edits (needs `settings`, 
 
 import numpy as np
 
-from operators import base, canonical, fit, scored
+from operators import base, canonical, fit, scored, scored_text
 from operators.ast_edits import NotApplicable
 
 
@@ -49,7 +49,7 @@ class ScoredEdits:
         start: list[tuple[int, float]] = []
         for parent in request.parents:
             known = {i for i, _ in start}
-            start += [(i, w) for i, w in scored.read(parent.source, problem) or [] if i not in known]
+            start += [(i, w) for i, w in scored_text.read(parent.source, problem) or [] if i not in known]
         return sorted(start, key=lambda t: -abs(t[1]))
 
     def _target(self, request: base.Request, sample=None) -> np.ndarray:
@@ -65,7 +65,7 @@ class ScoredEdits:
         meta = {"heads": list(heads), "fit_iou": round(result.iou, 4), "label": label}
         if edit:
             meta["edit"] = edit
-        return canonical.tidy(scored.source(result), self.causal), meta
+        return canonical.tidy(scored_text.source(result), self.causal), meta
 
     def _scored_problem(self) -> scored.Problem:
         """Returns the score terms on the fit sample, built once per process."""
@@ -89,6 +89,6 @@ class ScoredEdits:
         result = scored.prune(self._scored_problem(), target, terms, self.settings.prune_loss)
         if len(result.terms) >= len(terms):
             raise NotApplicable(f"every score term carries more than {self.settings.prune_loss} IoU")
-        source = canonical.tidy(scored.source(result), self.causal)
+        source = canonical.tidy(scored_text.source(result), self.causal)
         return source, {"heads": list(heads), "fit_iou": round(result.iou, 4),
                         "edit": f"dropped {len(terms) - len(result.terms)} of {len(terms)} score terms"}

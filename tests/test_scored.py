@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from evo import evaluate, linguistic, program, sandbox
-from operators import account, base, canonical, fit, score_terms, scored, symbolic
+from operators import account, base, canonical, fit, score_terms, scored, scored_text, symbolic
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def test_a_first_token_head_is_fitted_by_a_strong_sink_term(problem):
 def test_the_fitted_program_scores_in_the_sandbox_as_the_fit_says(problem, tiny_attention_set):
     sample, prob = problem
     result = scored.fit(prob, sample.targets[0], max_terms=3)   # the previous-token head
-    source = scored.source(result)
+    source = scored_text.source(result)
     program.parse(source)
     assert "softmax_rows(" in source and "previous_token(tokens)" in source
     [ev] = evaluate.evaluate([source], tiny_attention_set.path, workers=1)
@@ -37,7 +37,7 @@ def test_the_fitted_program_scores_in_the_sandbox_as_the_fit_says(problem, tiny_
 
 def test_canonical_form_keeps_a_scored_program_and_its_account(problem):
     sample, prob = problem
-    source = scored.source(scored.fit(prob, sample.targets[1], max_terms=2))
+    source = scored_text.source(scored.fit(prob, sample.targets[1], max_terms=2))
     tidy = canonical.tidy(source, True)
     assert canonical.tidy(tidy, True) == tidy and "from evo.prelude import " in tidy and "softmax_rows" in tidy
     assert account.describe(tidy, True) == account.describe(source, True)
@@ -73,16 +73,16 @@ def test_the_iou_gradient_matches_finite_differences(problem):
 def test_a_scored_program_reads_back_as_its_terms(problem):
     sample, prob = problem
     result = scored.fit(prob, sample.targets[0], max_terms=3)
-    tidy = canonical.tidy(scored.source(result), True)
-    read = scored.read(tidy, prob)
+    tidy = canonical.tidy(scored_text.source(result), True)
+    read = scored_text.read(tidy, prob)
     assert [(prob.feats[i].expr, w) for i, w in read] == [(f.expr, w) for f, w in result.terms]
     negative = "def attention(tokens):\n    scores = -1.5 * punctuation(tokens)\n    scores -= 2 * sink(tokens)\n" \
                "    return softmax_rows(scores)\n"
-    assert [(prob.feats[i].expr, w) for i, w in scored.read(negative, prob)] == [
+    assert [(prob.feats[i].expr, w) for i, w in scored_text.read(negative, prob)] == [
         ("punctuation(tokens)", -1.5), ("sink(tokens)", -2.0)]
-    assert scored.read(negative.replace("-1.5", "True"), prob) is None
-    assert scored.read("def attention(tokens):\n    return sink(tokens)\n", prob) is None
-    assert scored.read(tidy.replace("softmax_rows(scores)", "rows(scores)"), prob) is None
+    assert scored_text.read(negative.replace("-1.5", "True"), prob) is None
+    assert scored_text.read("def attention(tokens):\n    return sink(tokens)\n", prob) is None
+    assert scored_text.read(tidy.replace("softmax_rows(scores)", "rows(scores)"), prob) is None
 
 
 def test_a_fit_grows_from_its_starting_terms_and_never_scores_worse(problem):
@@ -118,7 +118,7 @@ def test_the_offline_operator_prunes_and_grows_scored_parents(tiny_attention_set
     index = {f.expr: i for i, f in enumerate(prob.feats)}
     fitted = scored.fit(prob, op.fitter.sample.targets[0], max_terms=2)
     padded = scored.Fit(fitted.terms + ((prob.feats[index["digits(tokens)"]], 0.1),), fitted.iou)
-    parent = base.Parent(id="p", source=canonical.tidy(scored.source(padded), True),
+    parent = base.Parent(id="p", source=canonical.tidy(scored_text.source(padded), True),
                          iou=np.array([0.9, 0.1, 0.1, 0.1]), length=30)
     [pruned] = op.vary([base.Request("mutate", (parent,), (0,), seed=1)])
     assert pruned.source and pruned.operator == "symbolic.fit_prune", pruned.error
@@ -230,17 +230,17 @@ def test_a_grouped_scored_program_reads_back_and_speaks_per_kind_of_query_word(a
     verb = 'query_is(tokens, "VERB") * head_matrix(tokens)'
     terms = ((prob.feats[index["sink(tokens)"]], 3.1), (prob.feats[index[det]], 1.2),
              (prob.feats[index[verb]], -0.9), (prob.feats[index[prev]], 0.8))
-    source = canonical.tidy(scored.source(scored.Fit(terms, 0.5)), True)
+    source = canonical.tidy(scored_text.source(scored.Fit(terms, 0.5)), True)
     flat = " ".join(source.split())   # a long group is wrapped, a term per line
     assert "scores += query_is(tokens, 'NOUN') * (1.2 * key_is(tokens, 'DET') + 0.8 * previous_token(tokens))" \
         in flat and "scores -= 0.9 * query_is(tokens, 'VERB') * head_matrix(tokens)" in source
-    assert sorted(scored.read(source, prob)) == sorted((index[f.expr], w) for f, w in terms)
+    assert sorted(scored_text.read(source, prob)) == sorted((index[f.expr], w) for f, w in terms)
     words = account.describe(source, True)
     assert "from a noun: +1.2 on a determiner, +0.8 on the previous token" in words
     assert "from a verb: -0.9 if the key is the query word's head" in words
     older = ('def attention(tokens):\n    scores = 1.5 * pos_pair(tokens, "NOUN", "DET")\n'
              '    scores += 0.5 * query_is(tokens, "NOUN") * previous_token(tokens)\n    return softmax_rows(scores)\n')
-    assert scored.read(older, prob) == [(index[det], 1.5), (index[prev], 0.5)]
+    assert scored_text.read(older, prob) == [(index[det], 1.5), (index[prev], 0.5)]
     ev = sandbox.run(source, [["<bos>", " The", " dog", " barks", "."]])
     assert ev.ok, ev.error
 
@@ -253,4 +253,4 @@ def test_the_offline_operator_makes_wide_scored_children(tiny_attention_set):
     [child] = op.vary([base.Request("mutate", (parent,), (0,), seed=3)])
     assert child.source and child.operator == "symbolic.fit_wide", child.error
     assert "softmax_rows(scores)" in child.source and child.meta["fit_iou"] > 0.9
-    assert len(scored.read(child.source, op._scored_problem())) <= 6
+    assert len(scored_text.read(child.source, op._scored_problem())) <= 6
