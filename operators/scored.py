@@ -68,14 +68,10 @@ class Problem:
     def row_weights(self, w: np.ndarray, idx: list[int]) -> np.ndarray:
         """Returns each row's weights over the key terms (R, K): shared terms plus its query class's."""
         k = len(self.keys)
-        table = np.zeros((len(self.queries) + 1, k))  # (C + 1, K); the last class (no word) has none
-        shared = np.zeros(k)
-        for t, x in zip(idx, w):
-            if t < k:
-                shared[t] += x
-            else:
-                table[(t - k) // k, (t - k) % k] += x
-        return shared[None, :] + table[self.row_class]
+        flat = np.zeros(k * (len(self.queries) + 2))   # shared (K), each class's (C x K), no word's (K, none)
+        np.add.at(flat, np.asarray(idx, dtype=np.int64), np.asarray(w, dtype=np.float64))
+        table = flat.reshape(-1, k)                     # (C + 2, K): row 0 shared, row c + 1 class c
+        return table[0][None, :] + table[1:][self.row_class]
 
     def scores(self, w: np.ndarray, idx: list[int]) -> np.ndarray:
         """Returns the rows' scores (R, N) for the weighted terms."""

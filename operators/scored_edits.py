@@ -26,7 +26,7 @@ class ScoredEdits:
         start = self._parent_terms(request, problem)[:most - 1]
         terms = min(most, len(start) + int(rng.integers(1, 4))) if start else int(rng.integers(2, most + 1))
         allowed = rng.random(len(problem.feats)) < 0.8
-        result = scored.fit(problem, self._target(request), terms, start=start, allowed=allowed)
+        result = scored.fit(problem, self._target(request.targets()), terms, start=start, allowed=allowed)
         edit = f"grew scored parents' {len(start)} terms to {len(result.terms)}" if start else None
         return self._scored_child(result, request, "fit_scored", edit)
 
@@ -38,8 +38,8 @@ class ScoredEdits:
         start = self._parent_terms(request, problem)
         most = int(rng.integers(min(low, self.settings.wide_terms), self.settings.wide_terms + 1))
         allowed = rng.random(len(problem.feats)) < 0.8
-        result = scored.fit_wide(problem, self._target(request, self._wide_sample), most, start=start,
-                                 allowed=allowed)
+        target = self._target(request.targets(), self._wide_sample)
+        result = scored.fit_wide(problem, target, most, start=start, allowed=allowed)
         edit = f"refitted scored parents' {len(start)} terms as {len(result.terms)}" if start else None
         return self._scored_child(result, request, "fit_wide", edit)
 
@@ -52,9 +52,9 @@ class ScoredEdits:
             start += [(i, w) for i, w in scored_text.read(parent.source, problem) or [] if i not in known]
         return sorted(start, key=lambda t: -abs(t[1]))
 
-    def _target(self, request: base.Request, sample=None) -> np.ndarray:
+    def _target(self, heads: tuple[int, ...], sample=None) -> np.ndarray:
         """Returns the target heads' mean rows (R, N) on the fit sample, or the one given."""
-        return (sample or self.fitter.sample).targets[list(request.targets())].mean(axis=0)
+        return (sample or self.fitter.sample).targets[list(heads)].mean(axis=0)
 
     def _scored_child(self, result: scored.Fit, request: base.Request, label: str,
                       edit: str | None) -> tuple[str, dict]:
@@ -85,8 +85,7 @@ class ScoredEdits:
         sample: pruning a wide program on the wide sample took several times as long)."""
         if len(terms) < 2:
             raise NotApplicable("the scored parent has no term to spare")
-        target = self.fitter.sample.targets[list(heads)].mean(axis=0)
-        result = scored.prune(self._scored_problem(), target, terms, self.settings.prune_loss)
+        result = scored.prune(self._scored_problem(), self._target(heads), terms, self.settings.prune_loss)
         if len(result.terms) >= len(terms):
             raise NotApplicable(f"every score term carries more than {self.settings.prune_loss} IoU")
         source = canonical.tidy(scored_text.source(result), self.causal)
