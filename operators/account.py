@@ -47,6 +47,7 @@ _PHRASES = {
     "last_delimiter": lambda q, causal: "on the most recent delimiter",
     "capitals": lambda q, causal: _sofar("on the capitalised tokens", causal),
     "word_openings": lambda q, causal: _sofar("on the word starts", causal),
+    "word_endings": lambda q, causal: _sofar("on the word ends", causal),
     "word_head": lambda q, causal: "on the first token of its own word",
     "same_word": lambda q, causal: "on the tokens of its own word",
     "previous_word": lambda q, causal: "on the first token of the previous word",

@@ -72,6 +72,7 @@ def _base() -> list[Feature]:
              ("punctuation", "on punctuation"), ("delimiters", "on delimiters"),
              ("last_delimiter", "on the most recent delimiter"), ("capitals", "on capitalised tokens"),
              ("digits", "on digits"), ("word_openings", "on tokens that open a word"),
+             ("word_endings", "on tokens that close a word"),
              ("special_tokens", "on special tokens"), ("word_head", "on the first piece of the token's own word"),
              ("same_word", "on pieces of the token's own word"),
              ("previous_word", "on the first piece of the previous word")]

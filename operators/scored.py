@@ -13,26 +13,23 @@ greedily: the term whose weight's IoU gradient is steepest (either sign) joins, 
 weight is refitted (Adam, a few steps on the rows' cross-entropy to start, then on the IoU
 itself, the paper's metric); the step with the best IoU after rounding weights to one decimal
 is kept. `fit_wide` weights every term at once under an L1 penalty and keeps the strongest:
-the many small terms of a head's table. Terms are computed here from the prelude's own
-trusted code; generated programs still only run in the sandbox.
+the many small terms of a head's table. The sample they are fitted on is packed by
+`operators.scored_problem`. Terms are computed from the prelude's own trusted code;
+generated programs still only run in the sandbox.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import functools
 
 import numpy as np
 
-from evo import prelude
-from operators import fit as fitting
-from operators import score_terms
 from operators.score_terms import Feature
+from operators.scored_problem import Problem, problem  # noqa: F401  (the packed sample; its builder)
 
 CE_STEPS = 40     # cross-entropy steps before each IoU refit: a smooth start for a non-smooth objective
 WIDE_STEPS = 100  # IoU steps of a wide fit's refit (twice that for its dense fit)
-WIDE_L1 = 0.001   # a wide fit's L1 penalty per unit of weight: most terms stay near zero
+WIDE_L1 = 0.0003  # a wide fit's L1 penalty per unit of weight: most terms stay near zero
 TRIALS = 12       # a program with more terms prunes its weakest first, not every term in turn
 
 
@@ -42,121 +39,20 @@ class Fit:
     iou: float
 
 
-class Problem:
-    """The packed sample a scored program is fitted on: key terms (R, K, N), the query's class per row,
-    valid keys, row weights.
-
-    Term t < K is key term t for every query; t = K + c * K + k is key term k for the queries of class
-    c only (`score_terms.conditioned`). A row's scores are its own weights over the key terms, so
-    conditioned terms cost no more memory than the key terms themselves.
-    """
-
-    def __init__(self, sample, feats: list[Feature], causal: bool, queries: tuple[str, ...] = ()):
-        self.keys, self.queries = list(feats), tuple(queries)
-        self.feats = self.keys + [score_terms.conditioned(q, f) for q in self.queries for f in self.keys]
-        x = np.stack([sample.pack([score_terms.values(f, list(t)) for t in sample.tokens]) for f in feats])
-        self.x = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=np.float32)   # (R, K, N)
-        self.row_class = np.concatenate([_classes(list(t), self.queries) for t in sample.tokens])  # (R,), C: none
-        self.row_weight = sample.row_weight
-        valid = np.zeros((self.x.shape[0], self.x.shape[2]), dtype=bool)  # (R, N)
-        r = 0
-        for n in sample.lengths:
-            valid[r:r + n, :n] = np.tril(np.ones((n, n), dtype=bool)) if causal else True
-            r += n
-        self.valid = valid
-
-    def row_weights(self, w: np.ndarray, idx: list[int]) -> np.ndarray:
-        """Returns each row's weights over the key terms (R, K): shared terms plus its query class's."""
-        k = len(self.keys)
-        flat = np.zeros(k * (len(self.queries) + 2))   # shared (K), each class's (C x K), no word's (K, none)
-        np.add.at(flat, np.asarray(idx, dtype=np.int64), np.asarray(w, dtype=np.float64))
-        table = flat.reshape(-1, k)                     # (C + 2, K): row 0 shared, row c + 1 class c
-        return table[0][None, :] + table[1:][self.row_class]
-
-    def scores(self, w: np.ndarray, idx: list[int]) -> np.ndarray:
-        """Returns the rows' scores (R, N) for the weighted terms."""
-        return np.matmul(self.row_weights(w, idx)[:, None, :].astype(self.x.dtype), self.x)[:, 0, :]
-
-    def attention(self, w: np.ndarray, idx: list[int]) -> np.ndarray:
-        """Returns the softmax rows (R, N) of the weighted terms over the valid keys."""
-        s = np.where(self.valid, self.scores(w, idx) if len(idx) else 0.0, -np.inf)
-        e = np.where(self.valid, np.exp(s - s.max(axis=1, keepdims=True)), 0.0)
-        return e / e.sum(axis=1, keepdims=True)
-
-    def gradient(self, score_grad: np.ndarray) -> np.ndarray:
-        """Returns d objective / d weight (F,) for every term, from d objective / d scores (R, N)."""
-        g = np.matmul(self.x, score_grad[:, :, None].astype(self.x.dtype))[:, :, 0].astype(np.float64)  # (R, K)
-        per_class = np.zeros((len(self.queries) + 1, g.shape[1]))
-        np.add.at(per_class, self.row_class, g)
-        return np.concatenate([g.sum(axis=0), per_class[:-1].ravel()])
-
-    @functools.cached_property
-    def scale(self) -> np.ndarray:
-        """Returns each term's typical size (F,): the mean over rows of its summed |values|."""
-        size = np.abs(self.x).sum(axis=2)  # (R, K)
-        share = np.bincount(self.row_class, minlength=len(self.queries) + 1)[:-1] / len(self.row_class)
-        return np.concatenate([size.mean(axis=0), (share[:, None] * size.mean(axis=0)[None, :]).ravel()])
-
-    def iou(self, p: np.ndarray, target: np.ndarray) -> float:
-        """Returns the row-weighted mean IoU of attention rows `p` against the target rows."""
-        return float(fitting.packed_iou(p, target, self.row_weight))
-
-    @functools.cached_property
-    def by_expr(self) -> dict[str, int]:
-        """Returns each term's index by its expression's syntax tree (how `read` recognises a term);
-        `pos_pair(tokens, q, k)` is the key term `key_is(tokens, k)` for queries of class q."""
-        out = {ast.dump(ast.parse(f.expr, mode="eval").body): i for i, f in enumerate(self.feats)}
-        for i, f in enumerate(self.feats):
-            if f.query and f.key.expr.startswith("key_is("):
-                pair = f'pos_pair(tokens, "{f.query}", {f.key.expr[len("key_is(tokens, "):]}'
-                out[ast.dump(ast.parse(pair, mode="eval").body)] = i
-        return out
-
-
-def _classes(tokens: list[str], queries: tuple[str, ...]) -> np.ndarray:
-    """Returns each token's query class: the index of its word's part of speech in `queries`, else len(queries)."""
-    out = np.full(len(tokens), len(queries), dtype=np.int64)
-    for c, q in enumerate(queries):
-        rows = prelude.query_is(tokens, q)[:, 0] > 0 if tokens else np.zeros(0, dtype=bool)
-        out[rows & (out == len(queries))] = c
-    return out
-
-
-def problem(fitter, linguistic: bool, causal: bool, sample=None) -> Problem:
-    """Returns the score terms on a fitter's sample, or the given one of the same set (the set's
-    annotations preloaded when linguistic)."""
-    if linguistic:
-        from evo import linguistic as annotations
-
-        annotations.preload(fitter.aset_path)
-    return Problem(sample or fitter.sample, score_terms.features(linguistic, causal), causal,
-                   score_terms.queries(linguistic))
-
-
-def _score_gradient(p: np.ndarray, target: np.ndarray, row_weight: np.ndarray, iou: bool) -> np.ndarray:
-    """Returns d objective / d scores (R, N): the IoU's ascent direction, or the cross-entropy's descent."""
-    if not iou:
-        return (target - p) * row_weight[:, None]
-    lo, hi = np.minimum(p, target).sum(-1, keepdims=True), np.maximum(p, target).sum(-1, keepdims=True)
-    hi = np.maximum(hi, 1e-12)
-    dp = np.where(p < target, 1.0 / hi, -lo / hi ** 2)      # d IoU_row / d p (a subgradient at ties)
-    return p * (dp - (p * dp).sum(-1, keepdims=True)) * row_weight[:, None]   # through the softmax
-
-
 def fit(problem: Problem, target: np.ndarray, max_terms: int = 4, steps: int = 120,
         start: list[tuple[int, float]] = (), allowed: np.ndarray | None = None) -> Fit:
     """Returns the best sparse scored fit to one head's packed target rows (R, N), grown from `start`'s terms.
 
     `allowed` (F,) bool: the terms that may join (all when None).
     """
-    target = np.where(problem.valid, target.astype(np.float64), 0.0)
+    target = problem.flat(target)
     idx = [i for i, _ in start]
     w = np.array([x for _, x in start], dtype=np.float64)
     if idx:
         w = _descend(problem, target, idx, w, steps)
-    best = _rounded(problem, target, idx, w) if idx else Fit((), problem.iou(problem.attention(w, idx), target))
+    best = _rounded(problem, target, idx, w) if idx else Fit((), problem.fidelity(problem.softmax(w, idx), target))
     for _ in range(max_terms - len(idx)):
-        grad = problem.gradient(_score_gradient(problem.attention(w, idx), target, problem.row_weight, True))
+        grad = problem.gradient(problem.score_gradient(problem.softmax(w, idx), target, True))
         grad[idx] = 0.0
         if allowed is not None:
             grad[~allowed] = 0.0
@@ -179,7 +75,7 @@ def fit_wide(problem: Problem, target: np.ndarray, max_terms: int = 40, l1: floa
     Wider than `fit`'s greedy growth, at the cost of one dense fit: what a head's part-of-speech
     table looks like ("from a noun: +1.2 on a determiner"), not only its few strongest terms.
     """
-    target = np.where(problem.valid, target.astype(np.float64), 0.0)
+    target = problem.flat(target)
     every = np.flatnonzero(allowed) if allowed is not None else np.arange(len(problem.feats))
     w = np.zeros(len(every))
     where = {int(t): k for k, t in enumerate(every)}
@@ -203,7 +99,7 @@ def prune(problem: Problem, target: np.ndarray, terms: list[tuple[int, float]], 
     A wide program (over TRIALS terms) first tries dropping its weakest quarter at once, then
     its weakest terms one at a time: a handful of refits, not one per term.
     """
-    target = np.where(problem.valid, target.astype(np.float64), 0.0)
+    target = problem.flat(target)
     idx, w = [i for i, _ in terms], np.array([x for _, x in terms], dtype=np.float64)
     w = _descend(problem, target, idx, w, steps)
     kept = _rounded(problem, target, idx, w)
@@ -236,7 +132,7 @@ def _rounded(problem: Problem, target: np.ndarray, idx: list[int], w: np.ndarray
     """Returns the fit with weights rounded to one decimal (zeros dropped), strongest term first."""
     rounded = np.round(w, 1)
     keep = [i for i, x in enumerate(rounded) if x != 0.0]
-    score = problem.iou(problem.attention(rounded[keep], [idx[i] for i in keep]), target)
+    score = problem.fidelity(problem.softmax(rounded[keep], [idx[i] for i in keep]), target)
     order = sorted(keep, key=lambda i: -abs(rounded[i]))
     return Fit(tuple((problem.feats[idx[i]], float(rounded[i])) for i in order), score)
 
@@ -248,13 +144,13 @@ def _descend(problem: Problem, target: np.ndarray, idx: list[int], w: np.ndarray
     m, v = np.zeros_like(w), np.zeros_like(w)
     best, best_w = -np.inf, w
     for t in range(1, CE_STEPS + steps + 1):
-        p = problem.attention(w, idx)
+        p = problem.softmax(w, idx)
         on_iou = t > CE_STEPS
         if on_iou:
-            score = problem.iou(p, target) - l1 * np.abs(w).sum()
+            score = problem.fidelity(p, target) - l1 * np.abs(w).sum()
             if score > best:
                 best, best_w = score, w
-        g = problem.gradient(_score_gradient(p, target, problem.row_weight, on_iou))[idx] - l1 * np.sign(w)
+        g = problem.gradient(problem.score_gradient(p, target, on_iou))[idx] - l1 * np.sign(w)
         m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
         lr = 0.3 if not on_iou else 0.1
         w = np.clip(w + lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8), -20.0, 20.0)

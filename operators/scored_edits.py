@@ -31,13 +31,14 @@ class ScoredEdits:
         return self._scored_child(result, request, "fit_scored", edit)
 
     def _fit_wide(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
-        """Fits a wide scored program to the head: every term of a random 80 % of the vocabulary
-        weighted at once, the strongest kept (between `scored_terms` and `wide_terms` of them);
-        scored parents' terms are the starting weights."""
-        problem, low = self._wide_problem(), self.settings.scored_terms
+        """Fits a wide scored program to the head: every term weighted at once, the strongest kept
+        (between half of `wide_terms` and all of them; fit_prune and fit_scored make shorter ones).
+        Scored parents' terms are the starting weights, and a random 80 % of the vocabulary the
+        candidates (a fresh fit takes every term)."""
+        problem, top = self._wide_problem(), self.settings.wide_terms
         start = self._parent_terms(request, problem)
-        most = int(rng.integers(min(low, self.settings.wide_terms), self.settings.wide_terms + 1))
-        allowed = rng.random(len(problem.feats)) < 0.8
+        most = int(rng.integers(max(1, min(self.settings.scored_terms, top), top // 2), top + 1))
+        allowed = rng.random(len(problem.feats)) < 0.8 if start else None
         target = self._target(request.targets(), self._wide_sample)
         result = scored.fit_wide(problem, target, most, start=start, allowed=allowed)
         edit = f"refitted scored parents' {len(start)} terms as {len(result.terms)}" if start else None

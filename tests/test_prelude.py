@@ -37,6 +37,13 @@ def test_word_positions():
     assert prelude.word_index([]) == [] and prelude.word_start([]) == []
 
 
+def test_word_ends_close_each_word_on_its_last_piece():
+    assert prelude.word_ends(["<bos>", " cat", "s", " sat", "."]) == [True, False, True, True, True]
+    assert prelude.word_ends([]) == []
+    ends = prelude.word_endings(["<bos>", " cat", "s"])
+    np.testing.assert_array_equal(ends, [[1, 0, 1]] * 3)
+
+
 def test_occurrences():
     assert prelude.first_occurrence(TOKENS)[" cat"] == 2
     assert prelude.previous_occurrence(TOKENS, 5) == 2

@@ -57,14 +57,14 @@ def test_the_offline_operator_makes_scored_children(tiny_attention_set):
 
 def test_the_iou_gradient_matches_finite_differences(problem):
     sample, prob = problem
-    prob.x = prob.x.astype(np.float64)   # the formula, checked in double precision
+    prob.values = prob.values.astype(np.float64)   # the formula, checked in double precision
     target = np.where(prob.valid, sample.targets[2], 0.0)
     idx, w = [0, 3, 7], np.array([0.5, -0.3, 1.0])
 
     def score(v):
         return prob.iou(prob.attention(v, idx), target)
 
-    g = prob.gradient(scored._score_gradient(prob.attention(w, idx), target, prob.row_weight, True))[idx]
+    g = prob.gradient(prob.score_gradient(prob.softmax(w, idx), prob.flat(target), True))[idx]
     eps = 1e-5
     numeric = [(score(w + eps * e) - score(w - eps * e)) / (2 * eps) for e in np.eye(3)]
     np.testing.assert_allclose(g, numeric, rtol=1e-3, atol=1e-6)
@@ -208,7 +208,7 @@ def test_a_conditioned_term_scores_only_its_query_words_rows(annotated):
 
 def test_the_iou_gradient_of_conditioned_terms_matches_finite_differences(annotated):
     sample, prob = annotated
-    prob.x = prob.x.astype(np.float64)
+    prob.values = prob.values.astype(np.float64)
     target = np.where(prob.valid, sample.targets[2], 0.0)
     k = len(prob.keys)
     used = sorted({int(c) for c in prob.row_class if c < len(prob.queries)})
@@ -218,7 +218,7 @@ def test_the_iou_gradient_of_conditioned_terms_matches_finite_differences(annota
     def score(v):
         return prob.iou(prob.attention(v, idx), target)
 
-    g = prob.gradient(scored._score_gradient(prob.attention(w, idx), target, prob.row_weight, True))[idx]
+    g = prob.gradient(prob.score_gradient(prob.softmax(w, idx), prob.flat(target), True))[idx]
     numeric = [(score(w + 1e-5 * e) - score(w - 1e-5 * e)) / 2e-5 for e in np.eye(3)]
     np.testing.assert_allclose(g, numeric, rtol=1e-3, atol=1e-6)
 
@@ -254,3 +254,26 @@ def test_the_offline_operator_makes_wide_scored_children(tiny_attention_set):
     assert child.source and child.operator == "symbolic.fit_wide", child.error
     assert "softmax_rows(scores)" in child.source and child.meta["fit_iou"] > 0.9
     assert len(scored_text.read(child.source, op._scored_problem())) <= 6
+
+
+def test_packed_entries_give_the_rows_a_dense_softmax_gives(annotated):
+    sample, prob = annotated
+    k = len(prob.keys)
+    used = sorted({int(c) for c in prob.row_class if c < len(prob.queries)})
+    idx, w = [0, 4, k + used[0] * k + 2, k + used[-1] * k + 5], np.array([1.5, -0.8, 2.0, 0.7])
+    per_row = np.zeros((prob.shape[0], k))   # each row's weights, written out the slow way
+    for t, x in zip(idx, w):
+        if t < k:
+            per_row[:, t] += x
+        else:
+            c, key = divmod(t - k, k)
+            per_row[prob.row_class == c, key] += x
+    dense = np.stack([sample.pack([score_terms.values(f, list(tok)) for tok in sample.tokens]) for f in prob.keys])
+    s = np.where(prob.valid, np.einsum("rk,krn->rn", per_row, dense), -np.inf)
+    expected = np.exp(s - s.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(prob.attention(w, idx), expected, atol=1e-5)
+    assert len(prob.values) == prob.valid.sum() < prob.valid.size   # masked and padded keys are not stored
+    target = sample.targets[1]
+    assert prob.iou(prob.attention(w, idx), target) == pytest.approx(
+        float(fit.packed_iou(expected, np.where(prob.valid, target, 0.0), prob.row_weight)), abs=1e-5)

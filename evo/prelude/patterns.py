@@ -15,7 +15,7 @@ import numpy as np
 
 from evo.prelude.tokens import (band, columns, is_capitalized, is_delimiter, is_digit, is_punct, is_special,
                                 is_word_start, most_recent, one_hot, previous_occurrence, same_token,
-                                word_index, word_start)
+                                word_ends, word_index, word_start)
 # Written without the causal mask: `causal_rows` (and the evaluator) apply it, so one
 # pattern serves decoders and encoders alike. Mix them as shares of each row's attention:
 #     0.84 * causal_rows(sink(tokens)) + 0.16 * causal_rows(decay(tokens) ** 0.5)
@@ -186,6 +186,11 @@ def word_openings(tokens) -> np.ndarray:
     return columns(tokens, is_word_start)
 
 
+def word_endings(tokens) -> np.ndarray:
+    """Every token attends to the tokens that close a word (a word's last piece; a one-piece word's only one)."""
+    return np.tile(np.array(word_ends(tokens), dtype=float), (len(tokens), 1))
+
+
 def word_head(tokens) -> np.ndarray:
     """Every token attends to the first token of its own word."""
     return one_hot(len(tokens), word_start(tokens))
@@ -216,6 +221,6 @@ def special_tokens(tokens) -> np.ndarray:
 PATTERNS = ("sink", "early_sink", "start_sink", "opening_sink", "late_sink", "fading_sink", "slow_fading_sink",
             "decay_sink", "previous_token", "next_token", "self_token", "uniform", "two_back", "three_back",
             "decay", "slow_decay", "window", "same_token", "previous_copy", "induction", "punctuation",
-            "delimiters", "last_delimiter", "capitals", "word_openings", "word_head", "same_word",
+            "delimiters", "last_delimiter", "capitals", "word_openings", "word_endings", "word_head", "same_word",
             "previous_word", "digits", "special_tokens")
 __all__ = ["rows", "causal_rows", "softmax_rows", *[p for p in PATTERNS if p != "same_token"]]

@@ -18,7 +18,7 @@ import numpy as np
 
 __all__ = [
     "strip", "is_special", "is_punct", "is_delimiter", "is_digit", "is_capitalized",
-    "is_word_start", "word_starts", "word_index", "word_start", "first_occurrence",
+    "is_word_start", "word_starts", "word_ends", "word_index", "word_start", "first_occurrence",
     "previous_occurrence", "most_recent", "same_token", "columns", "one_hot",
     "causal_uniform", "band",
 ]
@@ -78,6 +78,12 @@ def word_starts(tokens: Sequence[str]) -> list[bool]:
 def _follows_break(tokens: Sequence[str], i: int) -> bool:
     """Returns whether tokens[i-1] is punctuation or special, so tokens[i] opens a word."""
     return i > 0 and (is_punct(tokens[i - 1]) or is_special(tokens[i - 1]))
+
+
+def word_ends(tokens: Sequence[str]) -> list[bool]:
+    """Returns, per token, whether it closes a word: the next token opens one (the last token always closes)."""
+    starts = word_starts(tokens)
+    return [i + 1 == len(tokens) or starts[i + 1] for i in range(len(tokens))]
 
 
 def word_index(tokens: Sequence[str]) -> list[int]:
