@@ -32,15 +32,12 @@ class ScoredEdits:
 
     def _fit_wide(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
         """Fits a wide scored program to the head: every term weighted at once, the strongest kept
-        (between half of `wide_terms` and all of them; fit_prune and fit_scored make shorter ones).
-        Scored parents' terms are the starting weights, and a random 80 % of the vocabulary the
-        candidates (a fresh fit takes every term)."""
-        problem, top = self._wide_problem(), self.settings.wide_terms
+        (up to `wide_terms`: the head's whole table; fit_prune and fit_scored make the shorter
+        programs of its front). Scored parents' terms are the starting weights."""
+        problem = self._wide_problem()
         start = self._parent_terms(request, problem)
-        most = int(rng.integers(max(1, min(self.settings.scored_terms, top), top // 2), top + 1))
-        allowed = rng.random(len(problem.feats)) < 0.8 if start else None
         target = self._target(request.targets(), self._wide_sample)
-        result = scored.fit_wide(problem, target, most, start=start, allowed=allowed)
+        result = scored.fit_wide(problem, target, self.settings.wide_terms, start=start)
         edit = f"refitted scored parents' {len(start)} terms as {len(result.terms)}" if start else None
         return self._scored_child(result, request, "fit_wide", edit)
 

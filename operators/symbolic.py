@@ -34,10 +34,10 @@ _SPLICES = {"splice_condition": mutations.splice_condition, "swap_helper": mutat
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    max_length: int = 1500        # AST nodes a child may have (evo.program.length; a 100-term scored program has ~900)
+    max_length: int = 1500        # AST nodes a child may have (evo.program.length; a 120-term scored program has ~1100)
     max_terms: int = 5            # parts a mix may have
     scored_terms: int = 12        # score terms a scored program may have (operators.scored)
-    wide_terms: int = 100         # score terms a wide scored program (fit_wide) may have
+    wide_terms: int = 120         # score terms a wide scored program (fit_wide) may have
     wide_sentences: int = 220     # sentences a wide fit is fitted on (its many weights need more than fit_sentences)
     fit_sentences: int = 32       # sentences of the attention set the fit edits score on
     max_tries: int = 8            # edits tried per request before giving up

