@@ -7,7 +7,7 @@ at most W terms on its larger sample; each is scored on the validation split. Pr
 per fit, with and without the linguistic terms, and the time per fit: what `fit_scored` and
 `fit_wide` can give a search over this vocabulary.
 
-    python bench/scored_fit.py [--terms 4,8,16] [--wide 60] [--every 6] [--sentences 32] [--wide-sentences 64]
+    python bench/scored_fit.py [--terms 4,8,16] [--wide 120] [--every 6] [--sentences 32] [--wide-sentences 220]
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ def main() -> None:
     p.add_argument("--terms", default="4,8,16", help="comma-separated term counts (default: 4,8,16)")
     p.add_argument("--every", type=int, default=6, help="fit every k-th head (default: 6)")
     p.add_argument("--sentences", type=int, default=32, help="fit sample size (default: 32)")
-    p.add_argument("--wide", default="60", help="comma-separated term counts of wide fits (default: 60; '' none)")
-    p.add_argument("--wide-sentences", type=int, default=64, help="wide fit sample size (default: 64)")
+    p.add_argument("--wide", default="120", help="comma-separated term counts of wide fits (default: 120; '' none)")
+    p.add_argument("--wide-sentences", type=int, default=220, help="wide fit sample size (default: 220)")
     args = p.parse_args()
     sets = [capture.ensure(split=split) for split in ("search", "validation")]
     vocabularies = [False] + ([True] if linguistic.available() else [])

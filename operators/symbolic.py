@@ -20,10 +20,10 @@ from operators.ast_edits import NotApplicable
 MUTATE_WEIGHTS = {
     "change_constant": 1.0, "shift_offset": 1.0, "swap_predicate": 0.75, "flip_comparison": 0.5,
     "sharpen": 0.5, "add_sink": 1.0, "mix_pattern": 1.0, "drop_term": 0.5, "fit_weight": 3.0,
-    "fit_basis": 5.0, "fit_scratch": 4.0, "fit_prune": 6.25, "fit_scored": 6.0, "fit_wide": 14.0,
+    "fit_basis": 5.0, "fit_scratch": 4.0, "fit_prune": 6.25, "fit_scored": 6.0, "fit_wide": 20.0,
 }
 CROSSOVER_WEIGHTS = {"mix": 2.0, "splice_condition": 1.5, "swap_helper": 1.0, "fit_mix": 6.0, "fit_scored": 3.0,
-                     "fit_wide": 2.0}
+                     "fit_wide": 6.0}
 FIT_EDITS = ("fit_weight", "fit_mix", "fit_basis", "fit_scratch", "fit_prune", "fit_scored", "fit_wide")
 _POINT_EDITS = {
     "change_constant": mutations.change_constant, "shift_offset": mutations.shift_offset,
