@@ -112,3 +112,19 @@ def test_writes_to_the_servers_protocol_fds_go_nowhere():
                          "    _os()['write'](2, b'junk')\n    return np.eye(len(t))\n")
     assert outcome.ok, outcome.error
     assert sandbox.run("def attention(t):\n    return np.eye(len(t))\n", SENTENCES).ok
+
+
+def test_a_python_found_through_a_relative_path_entry_still_starts_the_sandbox(tmp_path):
+    import subprocess
+    import sys
+
+    python = pathlib.Path(sys.executable).resolve()
+    root = pathlib.Path(sandbox.__file__).resolve().parents[2]
+    code = ("import sys; from evo import sandbox; assert not sys.executable.startswith('/'), sys.executable; "
+            "out = sandbox.run('def attention(tokens):\\n    return np.eye(len(tokens))\\n', [['a', 'b']]); "
+            "print(out.ok, out.error, out.matrices[0].shape if out.ok else None)")
+    env = {"PATH": os.path.relpath(python.parent, tmp_path), "PYTHONPATH": str(root), "HOME": str(tmp_path)}
+    done = subprocess.run([python.name, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-800:]
+    assert done.stdout.split() == ["True", "None", "(2,", "2)"], done.stdout

@@ -26,6 +26,9 @@ import numpy as np
 from evo.sandbox import rules as sandbox_rules
 from evo.errors import UserError
 
+# The interpreter the servers run, made absolute now: servers start in "/", where a relative
+# sys.executable (Python launched through a relative PATH entry, `.venv/bin`) names nothing.
+_PYTHON = os.path.abspath(sys.executable)
 _START_TIMEOUT = 120.0   # seconds for a server to import numpy and report ready
 _SLACK = 30.0            # seconds past the program's own limits before the server counts as hung
 
@@ -155,7 +158,7 @@ class _Server:
                "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
         # The environment is scrubbed: a program that escaped could read no secrets from it.
         self.proc = subprocess.Popen(
-            [sys.executable, "-s", "-m", "evo.sandbox.worker"], stdin=subprocess.PIPE,
+            [_PYTHON, "-s", "-m", "evo.sandbox.worker"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, env=env, cwd="/", close_fds=True)
         self.out = self.proc.stdout.fileno()
         if self._read(1, time.monotonic() + _START_TIMEOUT) != b"R":
