@@ -123,8 +123,10 @@ def test_a_python_found_through_a_relative_path_entry_still_starts_the_sandbox(t
     code = ("import sys; from evo import sandbox; assert not sys.executable.startswith('/'), sys.executable; "
             "out = sandbox.run('def attention(tokens):\\n    return np.eye(len(tokens))\\n', [['a', 'b']]); "
             "print(out.ok, out.error, out.matrices[0].shape if out.ok else None)")
-    env = {"PATH": os.path.relpath(python.parent, tmp_path), "PYTHONPATH": str(root), "HOME": str(tmp_path)}
-    done = subprocess.run([python.name, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    (tmp_path / "venv" / "bin" / "python3").symlink_to(python)   # what `PATH=.venv/bin:$PATH python3` finds
+    env = {"PATH": "venv/bin", "PYTHONPATH": str(root), "HOME": str(tmp_path)}
+    done = subprocess.run(["python3", "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr[-800:]
     assert done.stdout.split() == ["True", "None", "(2,", "2)"], done.stdout
