@@ -53,7 +53,8 @@ def placeholder_names(source: str) -> list[str]:
 def runs_standalone(path) -> str | None:
     """Returns None when the file runs in a fresh interpreter with only numpy and headcode, else the error."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
-    done = subprocess.run([sys.executable, "-I", "-c", _RUNNER, str(path)], capture_output=True, text=True,
+    python = os.path.abspath(sys.executable)   # from "/", a relative one (.venv/bin/python3) names nothing
+    done = subprocess.run([python, "-I", "-c", _RUNNER, str(path)], capture_output=True, text=True,
                           timeout=60, env=env, cwd="/")
     return None if done.returncode == 0 and done.stdout.strip() == "ok" else (done.stderr.strip().splitlines()
                                                                               or ["no output"])[-1]
