@@ -38,7 +38,7 @@ class Problem:
         for n in sample.lengths:
             valid[r:r + n, :n] = np.tril(np.ones((n, n), dtype=bool)) if causal else True
             r += n
-        self.valid, self.shape = valid, valid.shape
+        self.valid = valid
         order = np.argsort(self.row_class, kind="stable")          # rows grouped by class
         rows, keys = np.nonzero(valid[order])
         self.entry_row = order[rows]                               # (E,) each valid entry's row ...
@@ -71,9 +71,7 @@ class Problem:
 
     def scores(self, w: np.ndarray, idx: list[int]) -> np.ndarray:
         """Returns the rows' scores (R, N) for the weighted terms (0 at invalid keys)."""
-        out = np.zeros(self.shape[0] * self.shape[1])
-        out[self.entry] = self.entry_scores(w, idx)
-        return out.reshape(self.shape)
+        return self._rows(self.entry_scores(w, idx))
 
     def softmax(self, w: np.ndarray, idx: list[int]) -> np.ndarray:
         """Returns each row's softmax of the weighted terms over its valid keys, at the entries (E,)."""
@@ -83,9 +81,13 @@ class Problem:
 
     def attention(self, w: np.ndarray, idx: list[int]) -> np.ndarray:
         """Returns the softmax rows (R, N) of the weighted terms over the valid keys."""
-        out = np.zeros(self.shape[0] * self.shape[1])
-        out[self.entry] = self.softmax(w, idx)
-        return out.reshape(self.shape)
+        return self._rows(self.softmax(w, idx))
+
+    def _rows(self, flat: np.ndarray) -> np.ndarray:
+        """Returns values at the entries (E,) laid out as (R, N) rows, 0 at invalid keys."""
+        out = np.zeros(self.valid.size)
+        out[self.entry] = flat
+        return out.reshape(self.valid.shape)
 
     def fidelity(self, p: np.ndarray, target: np.ndarray) -> float:
         """Returns the row-weighted mean IoU of flat attention `p` (E,) against flat target rows."""
@@ -118,7 +120,7 @@ class Problem:
     @functools.cached_property
     def scale(self) -> np.ndarray:
         """Returns each term's typical size (F,): the mean over rows of its summed |values|."""
-        size = np.zeros((self.shape[0], len(self.keys)))  # (R, K)
+        size = np.zeros((len(self.valid), len(self.keys)))  # (R, K)
         np.add.at(size, self.entry_row, np.abs(self.values))
         share = np.bincount(self.row_class, minlength=len(self.queries) + 1)[:-1] / len(self.row_class)
         return np.concatenate([size.mean(axis=0), (share[:, None] * size.mean(axis=0)[None, :]).ravel()])

@@ -261,7 +261,7 @@ def test_packed_entries_give_the_rows_a_dense_softmax_gives(annotated):
     k = len(prob.keys)
     used = sorted({int(c) for c in prob.row_class if c < len(prob.queries)})
     idx, w = [0, 4, k + used[0] * k + 2, k + used[-1] * k + 5], np.array([1.5, -0.8, 2.0, 0.7])
-    per_row = np.zeros((prob.shape[0], k))   # each row's weights, written out the slow way
+    per_row = np.zeros((len(prob.valid), k))   # each row's weights, written out the slow way
     for t, x in zip(idx, w):
         if t < k:
             per_row[:, t] += x
