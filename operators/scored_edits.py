@@ -41,15 +41,6 @@ class ScoredEdits:
         edit = f"refitted scored parents' {len(start)} terms as {len(result.terms)}" if start else None
         return self._scored_child(result, request, "fit_wide", edit)
 
-    def _wants_table(self, request: base.Request) -> bool:
-        """Returns whether the first parent (chosen for the target head) is not yet a wide scored
-        program: then the head's table is fitted before anything else is tried on it, so no head
-        goes a whole search without one (heads are drawn at random, edits too)."""
-        if not self.settings.table_first:
-            return False
-        terms = scored_text.read(request.parents[0].source, self._wide_problem()) or []
-        return len(terms) <= self.settings.scored_terms
-
     def _parent_terms(self, request: base.Request, problem: scored.Problem) -> list[tuple[int, float]]:
         """Returns the scored parents' terms (both, in a crossover; the first's weight where both
         have a term), strongest first."""

@@ -43,7 +43,7 @@ class Settings:
     max_tries: int = 8            # edits tried per request before giving up
     min_gain: float = 0.003       # IoU a basis term must add to the fitted mix to be kept
     prune_loss: float = 0.0095    # IoU fit_prune may give up, in all, to drop terms (the simplest pick allows 0.01)
-    table_first: bool = True      # a request whose first parent is not yet a wide scored program tries fit_wide first
+    table_first: bool = True      # a head's first request tries fit_wide first: no head goes a search without its table
     linguistic: bool = False      # fit_scored may use the linguistic score terms (the run's vocabulary has them)
     mutate_weights: dict = dataclasses.field(default_factory=lambda: dict(MUTATE_WEIGHTS))
     crossover_weights: dict = dataclasses.field(default_factory=lambda: dict(CROSSOVER_WEIGHTS))
@@ -119,15 +119,15 @@ class SymbolicOperator(fit_edits.FitEdits, base.Operator):
             table = {k: v for k, v in table.items() if k not in FIT_EDITS}
         ids = tuple(p.id for p in request.parents)
         reasons = []
-        first = "fit_wide" if table.get("fit_wide", 0) > 0 and self._wants_table(request) else None
+        first = "fit_wide" if self.settings.table_first and request.visits == 0 else None
         for _ in range(self.settings.max_tries):
             names = [k for k, v in table.items() if v > 0]
             if not names:
                 break
             weights = np.array([table[k] for k in names], dtype=np.float64)
             edit = names[int(rng.choice(len(names), p=weights / weights.sum()))]
-            if first in table:
-                edit = first   # the draw above is still made: the rest of the request's edits do not move
+            if first in table and table[first] > 0:
+                edit = first   # the draw above is still made: the request's later edits do not move
             first = None
             try:
                 source, meta = self._apply(edit, request, rng)

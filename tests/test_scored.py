@@ -256,21 +256,17 @@ def test_the_offline_operator_makes_wide_scored_children(tiny_attention_set):
     assert len(scored_text.read(child.source, op._scored_problem())) <= 6
 
 
-def test_a_head_gets_its_table_before_other_edits_are_tried_on_it(tiny_attention_set):
+def test_a_heads_first_request_fits_its_table_before_other_edits_are_tried(tiny_attention_set):
     weights = {**symbolic.MUTATE_WEIGHTS, "fit_wide": 1e-6}   # fit_wide would all but never be drawn
     seed = "def attention(tokens):\n    return np.eye(len(tokens))\n"
     parent = base.Parent(id="s", source=seed, iou=np.array([0.9, 0.1, 0.1, 0.1]), length=9)
-    request = base.Request("mutate", (parent,), (0,), seed=3)
-    op = symbolic.SymbolicOperator(symbolic.Settings(mutate_weights=weights, wide_terms=14, scored_terms=3),
-                                   tiny_attention_set.path, True)
-    [child] = op.vary([request])
-    assert child.operator == "symbolic.fit_wide", child.error
-    wide = base.Parent(id="w", source=child.source, iou=parent.iou, length=program.length(child.source))
-    assert len(scored_text.read(wide.source, op._wide_problem())) > 3   # a table now: edits are drawn again
-    assert not op._wants_table(base.Request("mutate", (wide,), (0,), seed=3))
+    op = symbolic.SymbolicOperator(symbolic.Settings(mutate_weights=weights), tiny_attention_set.path, True)
+    first, later, uncounted = (base.Request("mutate", (parent,), (0,), 3, visits) for visits in (0, 1, None))
+    assert op.vary([first])[0].operator == "symbolic.fit_wide"
+    assert all(c.operator != "symbolic.fit_wide" for c in op.vary([later, uncounted]))
     off = symbolic.SymbolicOperator(symbolic.Settings(mutate_weights=weights, table_first=False),
                                     tiny_attention_set.path, True)
-    assert off.vary([request])[0].operator != "symbolic.fit_wide"
+    assert off.vary([first])[0].operator != "symbolic.fit_wide"
 
 
 def test_packed_entries_give_the_rows_a_dense_softmax_gives(annotated):

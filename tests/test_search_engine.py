@@ -143,6 +143,15 @@ def test_requests_target_badly_explained_heads_more_often(tmp_path):
     assert counts[np.argmin(e.best)] > counts[np.argmax(e.best)]
 
 
+def test_requests_count_the_programs_made_for_their_head_before(tmp_path):
+    e, _ = _run(tmp_path, budget=search.Budget(max_programs=30))
+    made = np.bincount([r.target[0] for r in e.archive.records if r.target], minlength=len(TARGETS))
+    asked = parents.requests(12, e)
+    for i, r in enumerate(asked):
+        earlier = sum(q.heads[0] == r.heads[0] for q in asked[:i])
+        assert r.visits == made[r.heads[0]] + earlier
+
+
 def test_progress_snapshot_reports_budget_and_mean_best(tmp_path):
     e, _ = _run(tmp_path, budget=search.Budget(max_programs=40))
     snap = e.snapshot()

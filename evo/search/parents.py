@@ -3,6 +3,7 @@ selection, crossover partners from its island (sometimes another), favouring nov
 
 from __future__ import annotations
 
+import numpy as np
 
 from evo.search import selection
 from operators import base
@@ -13,6 +14,7 @@ def requests(n: int, engine) -> list[base.Request]:
     s, iou, rng, heads = engine.settings, engine.archive.iou, engine.rng, engine.heads
     weights = selection.head_weights(engine.best, heads.improved_at, heads.since, engine.generation)
     population, seeds = engine.population(), engine.seeds
+    visits = _visits(engine.archive)
     out = []
     for _ in range(n):
         k = int(rng.choice(len(weights), p=weights))
@@ -24,8 +26,18 @@ def requests(n: int, engine) -> list[base.Request]:
                 chosen.append(partner)
         kind = "crossover" if len(chosen) == 2 else "mutate"
         seed = int(rng.integers(0, 2**63 - 1))
-        out.append(base.Request(kind, tuple(parent(engine.archive, i) for i in chosen), (k,), seed))
+        out.append(base.Request(kind, tuple(parent(engine.archive, i) for i in chosen), (k,), seed, int(visits[k])))
+        visits[k] += 1
     return out
+
+
+def _visits(archive) -> np.ndarray:
+    """Returns, per head, how many programs in the archive were made by requests aimed at it."""
+    counts = np.zeros(archive.n_heads, dtype=np.int64)
+    for r in archive.records:
+        for k in r.target[:1]:
+            counts[k] += 1
+    return counts
 
 
 def _partner(engine, k: int, first: int, population: list[list[int]], seeds: set[int]) -> int | None:
