@@ -25,7 +25,7 @@ class Request:
     parents: tuple[Parent, ...]  # 1 for mutate, 2 for crossover
     heads: tuple[int, ...]  # target head indices k (the head or island the parents were chosen for)
     seed: int  # the request's own seed: results do not depend on batch order or concurrency
-    visits: int | None = None  # requests at this head before this one that left a program (None: not counted)
+    visits: int | None = None  # programs made for its head before it, plus earlier requests of its batch there (None: not counted)
 
     def __post_init__(self):
         if self.kind not in KINDS:

@@ -126,7 +126,7 @@ class SymbolicOperator(fit_edits.FitEdits, base.Operator):
                 break
             weights = np.array([table[k] for k in names], dtype=np.float64)
             edit = names[int(rng.choice(len(names), p=weights / weights.sum()))]
-            if first in table and table[first] > 0:
+            if table.get(first, 0) > 0:
                 edit = first   # the draw above is still made: the request's later edits do not move
             first = None
             try:

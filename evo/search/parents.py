@@ -33,11 +33,7 @@ def requests(n: int, engine) -> list[base.Request]:
 
 def _visits(archive) -> np.ndarray:
     """Returns, per head, how many programs in the archive were made by requests aimed at it."""
-    counts = np.zeros(archive.n_heads, dtype=np.int64)
-    for r in archive.records:
-        for k in r.target[:1]:
-            counts[k] += 1
-    return counts
+    return np.bincount([r.target[0] for r in archive.records if r.target], minlength=archive.n_heads)
 
 
 def _partner(engine, k: int, first: int, population: list[list[int]], seeds: set[int]) -> int | None:
