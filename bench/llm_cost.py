@@ -24,7 +24,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from evo import attention_set, corpus  # noqa: E402
-from operators import base, budget, llm  # noqa: E402
+from operators import base  # noqa: E402
+from operators.llm import budget, operator as llm
 from tests.llm_server import Reply, ScriptedServer  # noqa: E402
 
 N_LAYERS, N_HEADS = 18, 4

@@ -1,8 +1,8 @@
 """What one scored program per head can reach: a sparse fit by number of terms, scored on held-out text.
 
-For every k-th head of the default model, `operators.scored.fit` (greedy growth, `fit_scored`)
+For every k-th head of the default model, `operators.fitting.scored.fit` (greedy growth, `fit_scored`)
 fits a scored program on a sample of the search split (the sample the offline operator fits
-on) with at most N terms, for each N asked, and `operators.scored.fit_wide` (`fit_wide`) one of
+on) with at most N terms, for each N asked, and `operators.fitting.scored.fit_wide` (`fit_wide`) one of
 at most W terms on its larger sample; each is scored on the validation split. Prints the mean
 per fit, with and without the linguistic terms, and the time per fit: what `fit_scored` and
 `fit_wide` can give a search over this vocabulary.
@@ -20,7 +20,8 @@ import numpy as np
 
 def main() -> None:
     from evo import capture, linguistic
-    from operators import fit, score_terms, scored
+    from operators.fitting import fit, scored
+    from operators.shared import score_terms
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--terms", default="4,8,16", help="comma-separated term counts (default: 4,8,16)")

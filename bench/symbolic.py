@@ -16,7 +16,8 @@ import time
 import numpy as np
 
 from evo import evaluate
-from operators import base, symbolic
+from operators import base
+from operators.edits import symbolic
 
 SEEDS = pathlib.Path(__file__).resolve().parents[1] / "seeds"
 

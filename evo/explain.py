@@ -16,7 +16,7 @@ from rich.text import Text
 
 from evo import evaluate, results
 from evo.errors import UserError
-from operators import account
+from operators.shared import account
 
 MAX_SHOWN = 24  # tokens drawn per heatmap; longer sentences show their first MAX_SHOWN
 

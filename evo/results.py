@@ -13,7 +13,7 @@ import re
 from evo import run
 from evo.search import export
 from evo.errors import UserError
-from operators import account
+from operators.shared import account
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,7 +3,7 @@
     runs/NAME/config.json       RunConfig: what the run was started with (schema-versioned)
     runs/NAME/checkpoint.json   the engine's state after the last committed generation (evo.search.checkpoint)
     runs/NAME/log.jsonl         one line per evaluated program (evo.search.runlog)
-    runs/NAME/llm_calls.jsonl   one line per LLM call, when an LLM ran (operators.llm)
+    runs/NAME/llm_calls.jsonl   one line per LLM call, when an LLM ran (operators.llm.operator)
     runs/NAME/costs.json        per-head program costs that `evo replace` measured (evo.costs)
     runs/NAME/report/           `evo report`'s default output
 

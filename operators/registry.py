@@ -2,14 +2,15 @@
 
 `settings["operators"]` is "offline", "llm" or "mixed". The offline operator is always
 built: "llm" and "mixed" fall back to it (and use it for failed LLM calls). Its own
-settings live under `settings["symbolic"]` (see `operators.symbolic.Settings`).
+settings live under `settings["symbolic"]` (see `operators.edits.symbolic.Settings`).
 """
 
 import dataclasses
 import pathlib
 
 from evo.errors import UserError
-from operators import base, symbolic
+from operators import base
+from operators.edits import symbolic
 
 KINDS = ("offline", "llm", "mixed")
 
@@ -22,7 +23,7 @@ def build(settings: dict, aset_path: pathlib.Path | None, pool=None) -> base.Ope
     offline = build_symbolic(settings.get("symbolic", {}), aset_path, pool)
     if kind == "offline":
         return offline
-    from operators import llm_setup
+    from operators.llm import setup as llm_setup
     return llm_setup.build(settings, aset_path, offline)
 
 
@@ -50,7 +51,7 @@ def add_arguments(parser) -> None:
     group.add_argument("--wide-terms", dest="symbolic_wide_terms", type=int, default=None, metavar="N",
                        help="score terms a wide scored program (fit_wide: many terms chosen at once, a table of "
                             f"what each kind of query word looks at) may have (default: {symbolic.Settings.wide_terms})")
-    from operators import llm_setup
+    from operators.llm import setup as llm_setup
     llm_setup.add_arguments(parser)
 
 
@@ -64,6 +65,6 @@ def settings_from_args(args) -> dict:
             if value < 1:
                 raise UserError(f"{flag} must be positive, got {value}")
             settings.setdefault("symbolic", {})[name] = value
-    from operators import llm_setup
+    from operators.llm import setup as llm_setup
     settings.update(llm_setup.settings_from_args(args))
     return settings

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from operators import account, basis, canonical, mixing
+from operators.shared import account, basis, canonical, mixing
 
 
 def _mix(parts: list[tuple[float, str, float]]) -> str:
@@ -61,7 +61,7 @@ def test_headline_names_the_head_and_its_iou():
 
 
 def test_an_llm_program_keeps_the_account_the_llm_gave_and_tidy_keeps_it_too():
-    from operators import canonical
+    from operators.shared import canonical
     written = ('"""Mostly the first token; a fifth on the previous token."""\n'
                "from evo.prelude import causal_rows, previous_token, sink\n\n\n"
                "def attention(tokens):\n    return 0.8 * causal_rows(sink(tokens)) + 0.2 * causal_rows(previous_token(tokens))\n")

@@ -8,7 +8,10 @@ import pytest
 
 from evo import attention_set, fitness, program, sandbox
 from evo.errors import UserError
-from operators import base, basis, canonical, fit, mixing, symbolic
+from operators import base
+from operators.shared import basis, canonical, mixing
+from operators.fitting import fit
+from operators.edits import symbolic
 
 TOKENS = [["<bos>", "The", " Cat", " sat", ".", " A", " dog", ",", " a", " cat", "s", " sat", " 42", "."],
           ["<bos>", "Hi", " there", "!", "<eos>", "Hi"], ["<bos>", "One", ",", " two", ",", " three", " (", "x", ")"],

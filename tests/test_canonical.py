@@ -9,7 +9,7 @@ import pytest
 
 from canonical_checks import defined_twice, placeholder_names, runs_standalone, unused_helpers
 from evo import fitness, prelude, program
-from operators import account, canonical, mixing
+from operators.shared import account, canonical, mixing
 
 TOKENS = [["<bos>", "The", " cat", " sat", ".", " The", " cat", " ran", "!"],
           ["<bos>", "A", " b", ",", " c", " 1", " 2", " A", " b", " c", " d", " e", " f"]]

@@ -153,7 +153,7 @@ def test_previous_noun_and_verb_look_back_to_the_first_piece_of_the_nearest_earl
 
 
 def test_the_linguistic_patterns_join_the_basis_only_with_that_vocabulary():
-    from operators import account, basis
+    from operators.shared import account, basis
 
     plain, rich = set(basis.names(True)), set(basis.names(True, linguistic=True))
     assert not plain & set(prelude.LINGUISTIC_PATTERNS)

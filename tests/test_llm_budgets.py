@@ -3,7 +3,7 @@
 import json
 
 from evo import cli, program
-from operators import prompt_fit
+from operators.llm import prompt_fit
 from tests.llm_server import Reply, ScriptedServer
 from tests.test_llm_operator import PREVIOUS, fenced, mutate, operator
 from tests.test_llm_search import seeds_dir  # noqa: F401  (the fixture)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from evo.errors import UserError
-from operators import base, budget, interleave, llm_client
+from operators import base
+from operators.llm import budget, interleave, client as llm_client
 from tests.llm_server import Reply, ScriptedServer, Stall, Status
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from evo.errors import UserError
-from operators import base, budget, llm
+from operators import base
+from operators.llm import budget, operator as llm
 from tests.llm_server import Reply, ScriptedServer, Stall, Status
 
 PREVIOUS = '''import numpy as np

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from evo.errors import UserError
-from operators import prompting
+from operators.llm import prompting
 
 TOKENS = ["<bos>", "The", " cat", " sat"]
 

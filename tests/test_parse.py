@@ -2,7 +2,7 @@
 
 import ast
 
-from operators import parse
+from operators.llm import parse
 
 PROGRAM = '''import numpy as np
 

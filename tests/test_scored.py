@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from evo import evaluate, linguistic, program, sandbox
-from operators import account, base, canonical, fit, score_terms, scored, scored_text, symbolic
+from operators.shared import account, canonical, score_terms
+from operators import base
+from operators.fitting import fit, scored, scored_text
+from operators.edits import symbolic
 
 
 @pytest.fixture
@@ -129,7 +132,7 @@ def test_the_offline_operator_prunes_and_grows_scored_parents(tiny_attention_set
 
 
 def test_a_scored_program_inside_a_mix_is_named_after_its_strongest_raise():
-    from operators import mixing
+    from operators.shared import mixing
 
     a = '"""A softmax of scores: -1.2 on punctuation; +3.1 on the first token."""\n\n\n' \
         "def attention(tokens):\n    scores = -1.2 * punctuation(tokens)\n    scores += 3.1 * sink(tokens)\n" \
@@ -174,7 +177,7 @@ def test_a_wide_program_prunes_its_weakest_terms_in_a_few_refits(problem, monkey
 
 
 def test_a_long_query_group_is_wrapped_one_term_per_line_and_reads_the_same():
-    from operators import rendering
+    from operators.shared import rendering
 
     long = ('def attention(tokens):\n    scores = 2.0 * sink(tokens)\n    scores += query_is(tokens, "NOUN") * ('
             + " + ".join(f"0.{d} * steps_back(tokens, {d})" for d in range(1, 8)) + " - 0.2 * digits(tokens))\n"

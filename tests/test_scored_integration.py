@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from evo import capture, linguistic
-from operators import fit, score_terms, scored
+from operators.fitting import fit, scored
+from operators.shared import score_terms
 
 
 @pytest.mark.integration

@@ -39,7 +39,7 @@ def test_every_exported_file_of_a_real_search_is_canonical_standalone_and_accoun
     import re
 
     from canonical_checks import defined_twice, placeholder_names, runs_standalone, unused_helpers
-    from operators import mixing
+    from operators.shared import mixing
     run_dir, out = tmp_path / "run", tmp_path / "front"
     assert cli.main(["search", "--run-dir", str(run_dir), "--max-programs", "60", "--requests-per-generation", "12",
                      "--workers", "2", "--seed", "11"]) == 0

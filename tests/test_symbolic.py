@@ -8,7 +8,9 @@ import pytest
 
 from evo import attention_set, fitness, program, sandbox
 from evo.errors import UserError
-from operators import ast_edits, base, mixing, mutations, registry, rendering, symbolic
+from operators.shared import ast_edits, mixing, rendering
+from operators import base, registry
+from operators.edits import mutations, symbolic
 
 SEEDS = sorted(pathlib.Path(__file__).resolve().parents[1].glob("seeds/*.py"))
 TOKENS = [["<bos>", "The", " cat", " sat", ".", " A", " dog", ",", " a", " cat", "."],
@@ -69,7 +71,7 @@ def _write_set(path, heads_of) -> pathlib.Path:
 
 
 def _pattern(name: str, n: int) -> np.ndarray:
-    from operators import basis
+    from operators.shared import basis
     return fitness.normalise(basis.matrices(basis.LEGACY[name], [["t"] * n], True)[0], n, True)
 
 

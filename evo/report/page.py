@@ -8,7 +8,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
 from evo.report import figures
-from operators import account
+from operators.shared import account
 
 _FORMATTER = HtmlFormatter(cssclass="code", nowrap=False)
 

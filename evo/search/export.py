@@ -1,7 +1,7 @@
 """Export: a run's per-head Pareto fronts as program files, front.json and best_per_head.csv.
 
 `DIR/programs/<id>.py` holds every program on any head's front in canonical form
-(operators.canonical.tidy, which never changes what a program computes), headed by a
+(operators.shared.canonical.tidy, which never changes what a program computes), headed by a
 docstring whose first line is its account of the head it fits best, then the heads it
 explains, its scores and who wrote it (docstrings do not count in length or identity, so
 `evo score DIR/programs/` reproduces the IoUs on the run's corpus). Each head gets two
@@ -22,7 +22,7 @@ from evo import costs, files, program, run
 from evo.errors import UserError
 from evo.search import archive as archive_mod
 from evo.search import checkpoint
-from operators import account, canonical
+from operators.shared import account, canonical
 
 SIMPLEST_MARGIN = 0.01  # the simplest pick may give up this much IoU against the best
 
@@ -35,7 +35,7 @@ class Entry:
     iou: float
     length: int
     ppl_increase: float | None
-    account: str = ""  # what the program does, in words (operators.account)
+    account: str = ""  # what the program does, in words (operators.shared.account)
 
 
 class Picks:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pathlib
 
 from evo.errors import UserError
-from operators import base, interleave, llm, llm_client
+from operators import base
+from operators.llm import interleave, operator as llm, client as llm_client
 
 CALLS_PER_PROGRAM = 4   # the default --max-llm-calls per program of the search's budget
 # settings key -> (flag, type, default, help)

@@ -10,8 +10,8 @@ import builtins
 import numpy as np
 
 from evo import prelude
-from operators import ast_edits, mixing
-from operators.ast_edits import NotApplicable
+from operators.shared import ast_edits, mixing
+from operators.shared.ast_edits import NotApplicable
 
 # str methods that are predicates on a token, interchangeable with one another.
 STR_PREDICATES = ("isalpha", "isdigit", "isupper", "islower", "istitle", "isspace", "isalnum")

@@ -13,7 +13,7 @@ import ast
 import numpy as np
 
 from evo import prelude
-from operators import legacy, mixing
+from operators.shared import legacy, mixing
 
 _CAUSAL = {
     "_sink": ("every token attends to the first token",

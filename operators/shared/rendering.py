@@ -9,9 +9,9 @@
 import ast
 import re
 
-from operators import ast_edits
-from operators.ast_edits import NotApplicable
-from operators.mixing import Mix, Term, combined, rows_name
+from operators.shared import ast_edits
+from operators.shared.ast_edits import NotApplicable
+from operators.shared.mixing import Mix, Term, combined, rows_name
 
 
 def render(mix: Mix, causal: bool, digits: int | None = 3) -> str:

@@ -7,14 +7,14 @@
         scores += query_is(tokens, "NOUN") * (1.2 * key_is(tokens, "DET") + 0.5 * previous_token(tokens))
         return softmax_rows(scores)
 
-The terms come from `operators.score_terms`: key terms for every query, and each key term for
+The terms come from `operators.shared.score_terms`: key terms for every query, and each key term for
 one kind of query word (written as that kind's group, as above). `fit` grows a sparse set
 greedily: the term whose weight's IoU gradient is steepest (either sign) joins, then every
 weight is refitted (Adam, a few steps on the rows' cross-entropy to start, then on the IoU
 itself, the paper's metric); the step with the best IoU after rounding weights to one decimal
 is kept. `fit_wide` weights every term at once under an L1 penalty and keeps the strongest:
 the many small terms of a head's table. The sample they are fitted on is packed by
-`operators.scored_problem`. Terms are computed from the prelude's own trusted code;
+`operators.fitting.scored_problem`. Terms are computed from the prelude's own trusted code;
 generated programs still only run in the sandbox.
 """
 
@@ -24,8 +24,8 @@ import dataclasses
 
 import numpy as np
 
-from operators.score_terms import Feature
-from operators.scored_problem import Problem, problem  # noqa: F401  (the packed sample; its builder)
+from operators.shared.score_terms import Feature
+from operators.fitting.scored_problem import Problem, problem  # noqa: F401  (the packed sample; its builder)
 
 CE_STEPS = 40     # cross-entropy steps before each IoU refit: a smooth start for a non-smooth objective
 WIDE_STEPS = 100  # IoU steps of a wide fit's refit (twice that for its dense fit)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import ast
 
-from operators import ast_edits, basis, mixing
-from operators.ast_edits import NotApplicable
+from operators.shared import ast_edits, basis, mixing
+from operators.shared.ast_edits import NotApplicable
 
 
 def _fading(c: float):

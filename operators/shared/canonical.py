@@ -8,7 +8,7 @@
 
 `tidy` does the parts that cannot change what a program computes (every program may go
 through it); `canonical` also drops small terms and rounds weights, for the mixes the
-offline operators write (their fitter refits what is left first, see operators.symbolic).
+offline operators write (their fitter refits what is left first, see operators.edits.symbolic).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import builtins
 import re
 
 from evo import prelude
-from operators import ast_edits, basis, mixing, rendering
-from operators.ast_edits import NotApplicable
+from operators.shared import ast_edits, basis, mixing, rendering
+from operators.shared.ast_edits import NotApplicable
 
 MIN_SHARE = 0.02  # terms below this share of the mix's mass are dropped
 DIGITS = 2        # weights are written with this many decimals

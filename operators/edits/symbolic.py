@@ -13,8 +13,11 @@ import numpy as np
 
 from evo import program
 from evo.errors import UserError
-from operators import ast_edits, base, canonical, fit, fit_edits, mixing, mutations
-from operators.ast_edits import NotApplicable
+from operators.shared import ast_edits, canonical, mixing
+from operators import base
+from operators.fitting import fit, fit_edits
+from operators.edits import mutations
+from operators.shared.ast_edits import NotApplicable
 
 # Relative chances of each edit by request kind; the fit edits need an attention set.
 MUTATE_WEIGHTS = {
@@ -36,7 +39,7 @@ _SPLICES = {"splice_condition": mutations.splice_condition, "swap_helper": mutat
 class Settings:
     max_length: int = 1500        # AST nodes a child may have (evo.program.length; a 120-term scored program has ~1100)
     max_terms: int = 5            # parts a mix may have
-    scored_terms: int = 12        # score terms a scored program may have (operators.scored)
+    scored_terms: int = 12        # score terms a scored program may have (operators.fitting.scored)
     wide_terms: int = 120         # score terms a wide scored program (fit_wide) may have
     wide_sentences: int = 220     # sentences a wide fit is fitted on (its many weights need more than fit_sentences)
     fit_sentences: int = 32       # sentences of the attention set the fit edits score on

@@ -5,17 +5,19 @@
     fit_basis    grow the parent by the basis terms that raise its fit most, refitting each time
     fit_scratch  start from one of the head's three best basis terms alone and grow from there
     fit_prune    drop the terms (or score terms) the head can do without, refitting after each
-    fit_scored   a row softmax of a few additive score terms fitted to the head (operators.scored_edits)
+    fit_scored   a row softmax of a few additive score terms fitted to the head (operators.fitting.scored_edits)
     fit_wide     the same with many terms chosen at once: what each kind of query word looks at
 
-Each runs parts of programs in the sandbox (cached, see operators.fit) and fits in numpy;
+Each runs parts of programs in the sandbox (cached, see operators.fitting.fit) and fits in numpy;
 every child leaves in canonical form, with two-decimal shares nudged to their best.
 """
 
 import numpy as np
 
-from operators import base, basis, canonical, fit, mixing, scored_edits, scored_text
-from operators.ast_edits import NotApplicable
+from operators import base
+from operators.shared import basis, canonical, mixing
+from operators.fitting import fit, scored_edits, scored_text
+from operators.shared.ast_edits import NotApplicable
 
 
 class FitEdits(scored_edits.ScoredEdits):

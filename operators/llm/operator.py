@@ -16,7 +16,9 @@ import threading
 import numpy as np
 
 from evo import program, run
-from operators import base, budget, canonical, llm_calls, llm_client, parse, prompt_fit, prompting
+from operators import base
+from operators.llm import budget, calls as llm_calls, client as llm_client, parse, prompt_fit, prompting
+from operators.shared import canonical
 
 LOG_NAME = run.LLM_CALLS
 _AST_LOCK = program.AST_LOCK  # parsing, sandbox checks and prompt building: one thread at a time

@@ -1,6 +1,6 @@
 """What older programs wrote themselves and headcode now takes from the prelude: their `_rows`
-normaliser and the four simple pattern helpers, kept so that `operators.mixing` and
-`operators.basis` recognise them in archives and exports made before the prelude patterns."""
+normaliser and the four simple pattern helpers, kept so that `operators.shared.mixing` and
+`operators.shared.basis` recognise them in archives and exports made before the prelude patterns."""
 
 import ast
 

@@ -11,8 +11,8 @@ import dataclasses
 import re
 
 from evo import prelude
-from operators import ast_edits, legacy
-from operators.ast_edits import NotApplicable
+from operators.shared import ast_edits, legacy
+from operators.shared.ast_edits import NotApplicable
 
 ROWS = "_rows"                                 # the row normaliser older programs define themselves
 PRELUDE_ROWS = frozenset({"causal_rows", "rows"})  # the prelude's row normalisers (causal, bidirectional)

@@ -10,8 +10,8 @@ import pathlib
 import numpy as np
 
 from evo import fitness, prelude, program
-from operators import basis, mixing, rendering
-from operators.ast_edits import NotApplicable
+from operators.shared import basis, mixing, rendering
+from operators.shared.ast_edits import NotApplicable
 
 POWERS = (0.25, 0.5, 1.0, 2.0, 3.0, 4.0)
 COARSE = np.linspace(0.0, 1.0, 21)     # weight grid, step 0.05

@@ -1,4 +1,4 @@
-"""The packed sample a scored program is fitted on (operators.scored): every score term's value at
+"""The packed sample a scored program is fitted on (operators.fitting.scored): every score term's value at
 every valid (query row, key) entry, and the softmax, IoU and gradients over those entries.
 
 Term t < K is key term t for every query; t = K + c * K + k is key term k for the queries of class c
@@ -20,8 +20,8 @@ import functools
 import numpy as np
 
 from evo import prelude
-from operators import score_terms
-from operators.score_terms import Feature
+from operators.shared import score_terms
+from operators.shared.score_terms import Feature
 
 
 class Problem:

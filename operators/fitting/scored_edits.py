@@ -1,4 +1,4 @@
-"""The offline operator's edits of scored programs (operators.scored): fit, grow and prune them.
+"""The offline operator's edits of scored programs (operators.fitting.scored): fit, grow and prune them.
 
     fit_wide     a scored program of many terms chosen at once (up to `wide_terms`): a head's table
                  of what each kind of query word looks at
@@ -6,13 +6,15 @@
                  (both, in a crossover) are refitted and grow by one to three terms
     fit_prune    on a scored parent: drop the score terms the head can do without
 
-A mixin of the symbolic operator, beside operators.fit_edits (needs `settings`, `fitter`, `causal`).
+A mixin of the symbolic operator, beside operators.fitting.fit_edits (needs `settings`, `fitter`, `causal`).
 """
 
 import numpy as np
 
-from operators import base, canonical, fit, scored, scored_text
-from operators.ast_edits import NotApplicable
+from operators import base
+from operators.shared import canonical
+from operators.fitting import fit, scored, scored_text
+from operators.shared.ast_edits import NotApplicable
 
 
 class ScoredEdits:

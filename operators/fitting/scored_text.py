@@ -4,7 +4,7 @@
     scores += query_is(tokens, "NOUN") * (1.2 * key_is(tokens, "DET") + 0.5 * previous_token(tokens))
     return softmax_rows(scores)
 
-reads back as three terms of an `operators.scored.Problem`; an account says "a softmax of scores:
+reads back as three terms of an `operators.fitting.scored.Problem`; an account says "a softmax of scores:
 +3.1 on the first token; from a noun: +1.2 on a determiner, +0.5 on the previous token".
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import ast
 
-from operators import rendering, score_terms
-from operators.score_terms import Feature
-from operators.scored import Fit, Problem
+from operators.shared import rendering, score_terms
+from operators.shared.score_terms import Feature
+from operators.fitting.scored import Fit, Problem
 
 SHOWN = 8         # terms for every query an account names (the rest it counts)
 SHOWN_PER_QUERY = 3  # terms of one kind of query word an account names
