@@ -42,3 +42,26 @@ def backend(parser, default: str | None = "loky") -> None:
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="the Dask scheduler to use with --backend dask, e.g. tcp://10.0.0.5:8786 "
                              "(default: $DASK_SCHEDULER_ADDRESS, else a LocalCluster)")
+
+
+def readable(parser) -> None:
+    """Adds --readable-nodes and --account-sentences: the readable pick's limit and the text accounts use."""
+    from evo.explanation import measure
+    from evo.search import picks
+
+    parser.add_argument("--readable-nodes", type=_positive, default=picks.READABLE_NODES, metavar="N",
+                        help="a head's readable pick is its best front program of at most N AST nodes "
+                             f"(default: {picks.READABLE_NODES})")
+    parser.add_argument("--account-sentences", type=_positive, default=measure.SENTENCES, metavar="N",
+                        help="sentences of the run's attention set that shares, families and attributions are "
+                             f"measured on (default: {measure.SENTENCES})")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

@@ -4,9 +4,10 @@
 (operators.shared.canonical.tidy, which never changes what a program computes), headed by a
 docstring whose first line is its account of the head it fits best, then the heads it
 explains, its scores and who wrote it (docstrings do not count in length or identity, so
-`evo score DIR/programs/` reproduces the IoUs on the run's corpus). Each head gets two
-picks: `best` (highest IoU) and `simplest` (the shortest on its front within
-`SIMPLEST_MARGIN` of the best).
+`evo score DIR/programs/` reproduces the IoUs on the run's corpus). Each head gets three
+picks (evo.search.picks): `readable` (the best program of at most `readable_nodes` AST nodes,
+with its measured shares and the head's family: evo.explanation), `simplest` and `best` (the
+best fit, with what each family of its terms is worth).
 """
 
 from __future__ import annotations
@@ -19,40 +20,16 @@ import pathlib
 import numpy as np
 
 from evo import costs, files, program, run
+from evo.explanation import measure as explanation_measure
 from evo.errors import UserError
 from evo.search import archive as archive_mod
-from evo.search import checkpoint
+from evo.search import checkpoint, picks
 from operators.shared import account, canonical
 
-SIMPLEST_MARGIN = 0.01  # the simplest pick may give up this much IoU against the best
-
-
-@dataclasses.dataclass(frozen=True)
-class Entry:
-    """One program on one head's front."""
-
-    program: str
-    iou: float
-    length: int
-    ppl_increase: float | None
-    account: str = ""  # what the program does, in words (operators.shared.account)
-
-
-class Picks:
-    """Per-head picks over `self.heads` and `self.fronts` (shared by export and evo.results)."""
-
-    def best(self, k: int) -> Entry:
-        """Returns head k's highest-IoU front entry (the shortest among ties)."""
-        return best_of(self.fronts[k])
-
-    def simplest(self, k: int) -> Entry:
-        """Returns head k's shortest front entry within SIMPLEST_MARGIN of the best IoU."""
-        return simplest_of(self.fronts[k])
-
-    def label(self, k: int) -> str:
-        """Returns head k's name, `L.H`."""
-        layer, head = self.heads[k]
-        return f"L{layer}.H{head}"
+Entry = picks.Entry            # the names older callers import from here
+Picks = picks.Picks
+best_of, simplest_of, readable_of = picks.best_of, picks.simplest_of, picks.readable_of
+SIMPLEST_MARGIN = picks.SIMPLEST_MARGIN
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,18 +43,7 @@ class Fronts(Picks):
     records: dict[str, archive_mod.Record]
     info: dict  # corpus, split, run, budget spent
     llm_model: str | None = None  # the chat model the run's LLM operators used, if any
-
-
-
-def best_of(front: list[Entry]) -> Entry:
-    """Returns the highest-IoU entry (the shortest among ties)."""
-    return max(front, key=lambda e: (e.iou, -e.length))
-
-
-def simplest_of(front: list[Entry]) -> Entry:
-    """Returns the shortest entry within SIMPLEST_MARGIN of the best IoU (the better among ties)."""
-    floor = best_of(front).iou - SIMPLEST_MARGIN - 1e-9
-    return min((e for e in front if e.iou >= floor), key=lambda e: (e.length, -e.iou))
+    readable_nodes: int = picks.READABLE_NODES
 
 
 def collect(run_dir: pathlib.Path) -> Fronts:
@@ -126,59 +92,113 @@ def _length(source: str, stored: int) -> int:
         return stored
 
 
-def export(run_dir: pathlib.Path, out_dir: pathlib.Path) -> dict:
+def export(run_dir: pathlib.Path, out_dir: pathlib.Path, readable_nodes: int = picks.READABLE_NODES,
+           sentences: int = explanation_measure.SENTENCES) -> dict:
     """Writes programs/, front.json and best_per_head.csv; returns a summary."""
-    fr = collect(run_dir)
-    out_dir = pathlib.Path(out_dir)
+    fr = dataclasses.replace(collect(run_dir), readable_nodes=readable_nodes)
+    out_dir = _out_dir(pathlib.Path(out_dir))
+    best, simplest, readable = ([pick(k) for k in range(len(fr.heads))] for pick in (fr.best, fr.simplest, fr.readable))
+    told = explained(fr, readable, best, sentences)
+    programs = out_dir / "programs"
+    programs.mkdir(parents=True, exist_ok=True)
+    for stale in programs.glob("*.py"):
+        stale.unlink()
+    for pid, source in fr.sources.items():
+        files.write_text(programs / f"{pid}.py", with_header(source, header(fr, pid, told)))
+    doc = {"model": fr.model, **fr.info,
+           "mean_best_iou": _mean(best, "iou"), "mean_simplest_iou": _mean(simplest, "iou"),
+           "mean_readable_iou": _mean(readable, "iou"), "median_readable_length": _median(readable),
+           "simplest_margin": SIMPLEST_MARGIN, "readable_nodes": readable_nodes,
+           "heads": [_head_doc(fr, k, best[k], simplest[k], readable[k], told[k]) for k in range(len(fr.heads))]}
+    files.write_json(out_dir / "front.json", doc)
+    _write_csv(out_dir / "best_per_head.csv", fr, best, simplest, readable, told)
+    return {"programs": len(fr.sources), "heads": len(fr.heads), "mean_best_iou": doc["mean_best_iou"],
+            "mean_simplest_iou": doc["mean_simplest_iou"], "mean_readable_iou": doc["mean_readable_iou"],
+            "median_best_length": _median(best), "median_simplest_length": _median(simplest),
+            "median_readable_length": doc["median_readable_length"], "readable_nodes": readable_nodes,
+            "families": _count(e.family for e in told)}
+
+
+def _out_dir(out_dir: pathlib.Path) -> pathlib.Path:
+    """Returns `out_dir` once it is safe to write an export there; a one-line error otherwise."""
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir} exists and is not a directory; choose another --out")
     if not out_dir.parent.exists():
         raise UserError(f"--out {out_dir}: its parent folder {out_dir.parent} does not exist")
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "front.json").exists():
         raise UserError(f"{out_dir} exists and is not an earlier export; choose an empty or new --out")
-    programs = out_dir / "programs"
-    programs.mkdir(parents=True, exist_ok=True)
-    for stale in programs.glob("*.py"):
-        stale.unlink()
-    for pid, source in fr.sources.items():
-        files.write_text(programs / f"{pid}.py", with_header(source, header(fr, pid)))
-    best = [fr.best(k) for k in range(len(fr.heads))]
-    simplest = [fr.simplest(k) for k in range(len(fr.heads))]
-    doc = {"model": fr.model, **fr.info,
-           "mean_best_iou": round(float(np.mean([b.iou for b in best])), 6),
-           "mean_simplest_iou": round(float(np.mean([s.iou for s in simplest])), 6),
-           "simplest_margin": SIMPLEST_MARGIN,
-           "heads": [{"layer": layer, "head": head, "front": [dataclasses.asdict(e) for e in f],
-                      "best": dataclasses.asdict(b), "simplest": dataclasses.asdict(s),
-                      "account": account.headline(fr.label(k), s.iou, s.account)}
-                     for k, ((layer, head), f, b, s) in enumerate(zip(fr.heads, fr.fronts, best, simplest))]}
-    files.write_json(out_dir / "front.json", doc)
-    _write_csv(out_dir / "best_per_head.csv", fr, best, simplest)
-    return {"programs": len(fr.sources), "heads": len(fr.heads), "mean_best_iou": doc["mean_best_iou"],
-            "mean_simplest_iou": doc["mean_simplest_iou"],
-            "median_best_length": float(np.median([b.length for b in best])),
-            "median_simplest_length": float(np.median([s.length for s in simplest]))}
+    return out_dir
 
 
-def _write_csv(path: pathlib.Path, fr: Fronts, best: list[Entry], simplest: list[Entry]) -> None:
-    """Writes best_per_head.csv atomically: the best pick's columns first, then the simplest pick's."""
+def explained(fr: Picks, readable: list[Entry], best: list[Entry],
+              sentences: int = explanation_measure.SENTENCES) -> list[explanation_measure.Explained]:
+    """Returns each head's measured explanation, on the run's own attention set."""
+    path = fr.info.get("attention_set_path")
+    if not path or not (pathlib.Path(path) / "meta.json").is_file():
+        raise UserError(f"the attention set {path or '(none recorded)'} is not on this machine: accounts are "
+                        f"measured on it; recapture it with `evo capture` (same model and corpus)")
+    return explanation_measure.explain(path, [r.program for r in readable], [b.program for b in best],
+                                       fr.sources, sentences)
+
+
+def _head_doc(fr: Fronts, k: int, best: Entry, simplest: Entry, readable: Entry,
+              told: explanation_measure.Explained) -> dict:
+    """Returns one head's entry of front.json."""
+    layer, head = fr.heads[k]
+    return {"layer": layer, "head": head, "family": told.family,
+            "front": [dataclasses.asdict(e) for e in fr.fronts[k]],
+            "readable": {**dataclasses.asdict(readable), "account": told.account, "shares": told.shares},
+            "simplest": dataclasses.asdict(simplest),
+            "best": {**dataclasses.asdict(best), "iou_gain": round(best.iou - readable.iou, 6),
+                     "attribution": told.attribution, "attribution_words": told.attribution_words},
+            "account": headline(fr.label(k), told.family, readable, told.account)}
+
+
+def headline(label: str, family: str, readable: Entry, words: str) -> str:
+    """Returns a head's account line: "L5.H1 previous-token (IoU 0.82, 41 nodes): 52 % on ..."."""
+    return f"{label} {family} (IoU {readable.iou:.2f}, {readable.length} nodes): {words}"
+
+
+def _mean(entries: list[Entry], field: str) -> float:
+    return round(float(np.mean([getattr(e, field) for e in entries])), 6)
+
+
+def _median(entries: list[Entry]) -> float:
+    return float(np.median([e.length for e in entries]))
+
+
+def _count(names) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for name in names:
+        out[name] = out.get(name, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def _write_csv(path: pathlib.Path, fr: Fronts, best: list[Entry], simplest: list[Entry], readable: list[Entry],
+               told: list) -> None:
+    """Writes best_per_head.csv atomically: the best pick's columns, the simplest's, the readable's, the family."""
     with files.atomic(path) as f:
         writer = csv.writer(f)
         writer.writerow(["layer", "head", "program", "iou", "length",
-                         "simplest_program", "simplest_iou", "simplest_length", "account"])
-        for (layer, head), b, s in zip(fr.heads, best, simplest):
-            writer.writerow([layer, head, b.program, f"{b.iou:.6f}", b.length,
-                             s.program, f"{s.iou:.6f}", s.length, s.account])
+                         "simplest_program", "simplest_iou", "simplest_length",
+                         "readable_program", "readable_iou", "readable_length", "family", "account"])
+        for (layer, head), b, s, r, t in zip(fr.heads, best, simplest, readable, told):
+            writer.writerow([layer, head, b.program, f"{b.iou:.6f}", b.length, s.program, f"{s.iou:.6f}", s.length,
+                             r.program, f"{r.iou:.6f}", r.length, t.family, t.account])
 
 
-def header(fr: Fronts, pid: str) -> str:
+def header(fr: Fronts, pid: str, told: list | None = None) -> str:
     """Returns the docstring text for an exported program: what it explains and how well."""
     rec = fr.records[pid]
-    hits = sorted(((e.iou, fr.heads[k], e) for k, f in enumerate(fr.fronts) for e in f if e.program == pid),
+    hits = sorted(((e.iou, fr.heads[k], k, e) for k, f in enumerate(fr.fronts) for e in f if e.program == pid),
                   key=lambda h: (-h[0], h[1]))
-    named = ", ".join(f"L{layer}.H{head} {iou:.3f}" for iou, (layer, head), _ in hits)
-    top_iou, (top_layer, top_head), top = hits[0]
-    first = account.headline(f"L{top_layer}.H{top_head}", top_iou, top.account) + "."
+    named = ", ".join(f"L{layer}.H{head} {iou:.3f}" for iou, (layer, head), _, _ in hits)
+    top_iou, (top_layer, top_head), top_k, top = hits[0]
+    first = f"L{top_layer}.H{top_head} (IoU {top_iou:.2f}): {top.account}."
+    readable_for = [k for _, _, k, _ in hits if told and fr.readable(k).program == pid]
+    if readable_for:
+        k = readable_for[0]
+        first = headline(fr.label(k), told[k].family, fr.readable(k), told[k].account) + "."
     corpus = fr.info["attention_set"].get("corpus") or {}
     corpus = corpus.get("source") if isinstance(corpus, dict) else corpus
     corpus = corpus or fr.info.get("corpus") or f"builtin:{fr.info.get('split')}"

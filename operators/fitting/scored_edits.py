@@ -5,6 +5,8 @@
     fit_scored   a row softmax of a few score terms fitted to the head; scored parents' terms
                  (both, in a crossover) are refitted and grow by one to three terms
     fit_prune    on a scored parent: drop the score terms the head can do without
+    fit_sparse   the best scored program of at most `sparse_terms` terms and `sparse_nodes` AST nodes
+                 (operators.fitting.sparse): the readable end of a front, made on purpose
 
 A mixin of the symbolic operator, beside operators.fitting.fit_edits (needs `settings`, `fitter`, `causal`).
 """
@@ -13,7 +15,7 @@ import numpy as np
 
 from operators import base
 from operators.shared import canonical
-from operators.fitting import fit, scored, scored_text
+from operators.fitting import fit, scored, scored_text, sparse
 from operators.shared.ast_edits import NotApplicable
 
 
@@ -42,6 +44,14 @@ class ScoredEdits:
         result = scored.fit_wide(problem, target, self.settings.wide_terms, start=start)
         edit = f"refitted scored parents' {len(start)} terms as {len(result.terms)}" if start else None
         return self._scored_child(result, request, "fit_wide", edit)
+
+    def _fit_sparse(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
+        """Fits the best scored program of at most `sparse_terms` terms within `sparse_nodes` AST nodes
+        (a beam search over subsets of the vocabulary, near-identical terms resolved to the most readable)."""
+        problem = self._scored_problem()
+        result = sparse.fit(problem, self._target(request.targets()), self.settings.sparse_terms,
+                            self.settings.sparse_nodes, causal=self.causal)
+        return self._scored_child(result, request, "fit_sparse", None)
 
     def _parent_terms(self, request: base.Request, problem: scored.Problem) -> list[tuple[int, float]]:
         """Returns the scored parents' terms (both, in a crossover; the first's weight where both

@@ -16,8 +16,8 @@ from operators.shared import rendering, score_terms
 from operators.shared.score_terms import Feature
 from operators.fitting.scored import Fit, Problem
 
-SHOWN = 8         # terms for every query an account names (the rest it counts)
-SHOWN_PER_QUERY = 3  # terms of one kind of query word an account names
+SHOWN = 6         # terms a scored program's account spells out; more make it a table
+SHOWN_TABLE = 3   # a table's strongest terms its account names
 
 
 def read(source: str, problem: Problem) -> list[tuple[int, float]] | None:
@@ -116,18 +116,25 @@ def _groups(result: Fit) -> list[tuple[str, list[tuple[Feature, float]]]]:
 
 
 def account(result: Fit) -> str:
-    """Returns the fit in words: "a softmax of scores: +3.1 on the first token; ...; from a noun: +1.2
-    on a determiner, +0.8 on the previous token"; a wide fit names its strongest terms and counts the rest."""
-    parts, hidden = [], 0
+    """Returns the fit in words, without its weights: "a softmax of scores for the first token and the
+    previous token, against punctuation; from a noun: for a determiner". A table (more than SHOWN terms)
+    says how many terms it has and names its SHOWN_TABLE strongest."""
+    if len(result.terms) > SHOWN:
+        strongest = [f.meaning for f, _ in result.terms[:SHOWN_TABLE]]
+        return (f"a table of {len(result.terms)} score terms (a best fit, not a short account); strongest: "
+                + "; ".join(strongest))
+    parts = []
     for query, terms in _groups(result):
-        shown = terms[:SHOWN if not query else SHOWN_PER_QUERY]
-        hidden += len(terms) - len(shown)
-        if not query:
-            parts += [f"{w:+g} {f.meaning}" for f, w in shown]
-        elif len(parts) < 2 * SHOWN:
-            parts.append(f"from {score_terms.article(query)}: " +
-                         ", ".join(f"{w:+g} {f.key.meaning}" for f, w in shown))
-        else:
-            hidden += len(shown)
-    more = f"; and {hidden} more term{'s' if hidden > 1 else ''}" if hidden else ""
-    return "a softmax of scores: " + "; ".join(parts) + more
+        inner = _signed([(f.meaning if not query else f.key.meaning, w) for f, w in terms])
+        parts.append(inner if not query else f"from {score_terms.article(query)}: {inner}")
+    return "a softmax of scores " + "; ".join(parts)
+
+
+def _signed(terms: list[tuple[str, float]]) -> str:
+    """Returns "for A and B, against C": the terms a positive weight rewards, then those it penalises."""
+    pro = [m for m, w in terms if w > 0]
+    con = [m for m, w in terms if w < 0]
+    out = ("for " + " and ".join(pro)) if pro else ""
+    if con:
+        out += (", against " if out else "against ") + " and ".join(con)
+    return out

@@ -10,6 +10,7 @@ that is not a mix, through its module docstring (a seed's, or the account an LLM
 from __future__ import annotations
 
 import ast
+import re
 
 from operators.shared import ast_edits, basis, mixing
 from operators.shared.ast_edits import NotApplicable
@@ -98,8 +99,20 @@ def describe(source: str, causal: bool) -> str:
         return "a program that does not parse"
     if mix.wrapped:
         doc = ast.get_docstring(ast_edits.parse(source))
-        return _sentence(doc) if doc and doc.strip() else "a program with no account of its own"
+        return _unweighted(_sentence(doc)) if doc and doc.strip() else "a program with no account of its own"
     return "; ".join(f"{pct} % {phrase(mix, t, causal)}" for pct, t in zip(percents(mix.terms), mix.terms))
+
+
+_WEIGHT = re.compile(r"(?<![\w.])[+-]\d+(?:\.\d+)? ")
+_MORE = re.compile(r";? and \d+ more terms?")
+
+
+def _unweighted(text: str) -> str:
+    """Returns a scored program's account without the weights and "more terms" that programs made before
+    accounts dropped them still carry in their docstrings ("a softmax of scores: +3.1 on the first token")."""
+    if not text.startswith("a softmax of scores:"):
+        return text
+    return _MORE.sub("", _WEIGHT.sub("", text)).replace("a softmax of scores:", "a softmax of scores", 1)
 
 
 def phrase(mix: mixing.Mix, term: mixing.Term, causal: bool) -> str:

@@ -1,0 +1,92 @@
+"""Measuring explanations on text: per head its shares, family and account, and its best fit's attribution.
+
+    text      the first `sentences` sentences of the run's attention set (the heads' own matrices)
+    head      shares of every head at once (one pass over the set), word-class selectivity, family
+    readable  each distinct readable program runs once in the sandbox on the same sentences;
+              its shares sit beside the head's in the account
+    best fit  for a best pick that is not the readable one: the program with each family of its
+              terms dropped runs in the sandbox; the IoU the head loses is the attribution
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import numpy as np
+
+from evo import evaluate, fitness
+from evo.explanation import accounts, attribution, families, shares
+
+SENTENCES = 64   # sentences of the attention set accounts are measured on
+
+
+@dataclasses.dataclass(frozen=True)
+class Explained:
+    """One head's measured explanation."""
+
+    family: str
+    shares: dict          # accounts.records: the text and, per named pattern, head and program shares
+    account: str          # the readable pick's account in words
+    attribution: dict     # term family -> IoU the best fit loses without it (empty: none measured)
+    attribution_words: str
+
+
+def text_of(aset_path: pathlib.Path, sentences: int = SENTENCES):
+    """Returns (shares.Text, the heads' matrices per sentence) for an attention set's first sentences."""
+    from evo import attention_set, linguistic
+
+    aset = attention_set.AttentionSet.load(aset_path)
+    count = min(sentences, len(aset))
+    tokens = [list(aset.tokens[s]) for s in range(count)]
+    ling = linguistic.available() and linguistic.preload(pathlib.Path(aset_path), [list(t) for t in aset.tokens])
+    corpus = aset.meta.get("corpus") or {}
+    source = corpus.get("source") if isinstance(corpus, dict) else corpus
+    text = shares.Text.of(tokens, aset.causal, bool(ling),
+                          f"{source or aset_path}, first {count} of {len(aset)} sentences")
+    return text, [aset.matrices(s).astype(np.float64) for s in range(count)]
+
+
+def explain(aset_path, readable: list[str], best: list[str], sources: dict[str, str],
+            sentences: int = SENTENCES) -> list[Explained]:
+    """Returns each head's explanation: `readable[k]` and `best[k]` are head k's picks (program ids)."""
+    text, mats = text_of(pathlib.Path(aset_path), sentences)
+    head_shares = shares.of(text, mats)                      # (K, P)
+    word = shares.classes(text, mats)
+    fams = families.all_of(head_shares, word)
+    program_shares = {pid: _program_shares(text, sources[pid]) for pid in dict.fromkeys(readable)}
+    out = []
+    for k, (r, b) in enumerate(zip(readable, best)):
+        wc = None if word is None else (word[0][k], word[1])
+        mine = program_shares[r]
+        lost = _attribution(text, [m[k] for m in mats], sources[b]) if b != r else {}
+        out.append(Explained(fams[k], accounts.records(head_shares[k], mine, text.source),
+                             accounts.words(head_shares[k], mine, wc), lost,
+                             attribution.words(lost) if lost else ""))
+    return out
+
+
+def _program_shares(text: shares.Text, source: str) -> np.ndarray | None:
+    """Returns the program's shares (P,) on the text, or None when it fails there."""
+    outs, _ = evaluate.outputs(source, text.tokens, text.causal)
+    return None if outs is None else shares.of(text, outs)[0]
+
+
+def _attribution(text: shares.Text, head: list[np.ndarray], source: str) -> dict[str, float]:
+    """Returns per term family of the program the IoU the head loses when it is dropped."""
+    whole = _iou(text, head, source)
+    if whole is None:
+        return {}
+    lost = {}
+    for family, variant in attribution.variants(source).items():
+        score = _iou(text, head, variant)
+        if score is not None:
+            lost[family] = round(max(whole - score, 0.0), 4)
+    return lost
+
+
+def _iou(text: shares.Text, head: list[np.ndarray], source: str) -> float | None:
+    outs, _ = evaluate.outputs(source, text.tokens, text.causal)
+    if outs is None:
+        return None
+    return float(np.mean([fitness.iou_rows(h, o).mean() for h, o in zip(head, outs)]))
