@@ -1,4 +1,4 @@
-"""`evo explain`: a head's account, its two picks, and its attention next to the program's.
+"""`evo explain`: every head on one screen, or a head's readable program, its account and heatmaps.
 
 The heatmaps are drawn with rich in the terminal: one cell per (query, key), darker where
 more attention goes, the masked half blank; then each query's top three keys for the
@@ -16,9 +16,9 @@ from rich.text import Text
 
 from evo import evaluate, results
 from evo.errors import UserError
-from operators.shared import account
 
 MAX_SHOWN = 24  # tokens drawn per heatmap; longer sentences show their first MAX_SHOWN
+WIDTH = 100     # columns of a summary line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,12 +31,36 @@ class Comparison:
     iou: float
 
 
-def summary_lines(res: results.Results) -> list[str]:
-    """Returns one line per head: `L.H  IoU  length  account` (the simplest pick)."""
-    lines = []
+def compact(told) -> str:
+    """Returns a head's shares in short: "first 52 (50) · previous 30 (33) · rest 9 (17)", head % (program %)."""
+    parts = []
+    for row in told.shares["patterns"]:
+        theirs = "" if row["program"] is None else f" ({100 * row['program']:.0f})"
+        parts.append(f"{row['pattern']} {100 * row['head']:.0f}{theirs}")
+    return " · ".join(parts)
+
+
+def summary_lines(res: results.Results, family: str | None = None) -> list[str]:
+    """Returns the one-screen summary: a title, a legend, one line of at most WIDTH columns per head
+    (head, family, the readable pick's IoU and length, its shares), and the families."""
+    heads = [k for k in range(len(res.heads)) if family is None or res.told(k).family == family]
+    readable = [res.readable(k) for k in range(len(res.heads))]
+    lines = [f"{res.model}: {len(res.heads)} heads, readable programs of at most {res.readable_nodes} AST nodes"
+             f" (mean IoU {np.mean([r.iou for r in readable]):.3f}; best fits "
+             f"{np.mean([res.best(k).iou for k in range(len(res.heads))]):.3f})",
+             f"shares of attention in %, head (program), on {res.told(0).shares['text']}"[:WIDTH],
+             f"{'head':<7} {'family':<15} {'IoU':>5} {'len':>4}  account"]
+    for k in heads:
+        r = readable[k]
+        line = f"{res.label(k):<7} {res.told(k).family:<15} {r.iou:5.3f} {r.length:>4}  {compact(res.told(k))}"
+        lines.append(line if len(line) <= WIDTH else line[:WIDTH - 1] + "…")
+    counts = {}
     for k in range(len(res.heads)):
-        pick = res.simplest(k)
-        lines.append(f"{res.label(k):<7} {pick.iou:.3f}  {pick.length:>4}  {pick.account}")
+        counts.setdefault(res.told(k).family, []).append(readable[k].iou)
+    lines.append("families: " + ", ".join(f"{name} {len(v)} (IoU {np.mean(v):.2f})"
+                                         for name, v in sorted(counts.items(), key=lambda kv: -len(kv[1]))))
+    if family is not None and not heads:
+        lines.append(f"no head is in the family {family!r}")
     return lines
 
 
@@ -60,17 +84,19 @@ def compare(res: results.Results, k: int, pid: str, sentence: int) -> Comparison
 
 
 def head_view(res: results.Results, k: int) -> Group:
-    """Returns the head's account and its simplest and best picks, for the terminal."""
-    simplest, best = res.simplest(k), res.best(k)
-    table = Table(box=None, pad_edge=False)
-    for col in ("pick", "program", "IoU", "length", "account"):
-        table.add_column(col, overflow="fold")
-    table.add_row("simplest", simplest.program, f"{simplest.iou:.3f}", str(simplest.length), simplest.account)
-    if best.program != simplest.program:
-        table.add_row("best", best.program, f"{best.iou:.3f}", str(best.length), best.account)
-    title = Text(account.headline(res.label(k), simplest.iou, simplest.account), style="bold")
-    return Group(title, Text(f"{res.model}, {len(res.fronts[k])} programs on its front"), table,
-                 Text(res.sources[simplest.program].rstrip(), style="dim"))
+    """Returns the head's readable program with its measured account, then its best fit beside it."""
+    readable, best, told = res.readable(k), res.best(k), res.told(k)
+    title = Text(f"{res.label(k)} {told.family} (readable, IoU {readable.iou:.3f}, {readable.length} AST nodes)",
+                 style="bold")
+    lines = [title, Text(told.account), Text(f"measured on {told.shares['text']}", style="dim"),
+             Text(res.sources[readable.program].rstrip())]
+    if best.program != readable.program:
+        lines.append(Text(f"best fit: program {best.program}, IoU {best.iou:.3f} (+{best.iou - readable.iou:.3f} "
+                          f"over the readable one), {best.length} AST nodes; {best.account}", style="dim"))
+        if told.attribution_words:
+            lines.append(Text(f"best fit's {told.attribution_words}", style="dim"))
+    lines.append(Text(f"{res.model}, {len(res.fronts[k])} programs on its front", style="dim"))
+    return Group(*lines)
 
 
 def heatmaps(cmp: Comparison, causal: bool) -> Group:
@@ -113,15 +139,16 @@ def _top3(tokens: list[str], row: np.ndarray) -> str:
     return "  ".join(f"{j}:{_label(tokens[j])} {row[j]:.2f}" for j in order if row[j] >= 0.005)
 
 
-def show(console: Console, res: results.Results, label: str | None, sentence: int) -> None:
+def show(console: Console, res: results.Results, label: str | None, sentence: int,
+         family: str | None = None) -> None:
     """Prints one head's explanation, or one line per head when no head is given."""
     if label is None:
-        for line in summary_lines(res):
+        for line in summary_lines(res, family):
             console.print(line, markup=False, highlight=False, soft_wrap=True)
         return
     k = res.index(label)
     console.print(head_view(res, k))
-    pick = res.simplest(k)
+    pick = res.readable(k)
     try:
         cmp = compare(res, k, pick.program, sentence)
     except UserError as err:

@@ -11,13 +11,14 @@ import pathlib
 import re
 
 from evo import run
-from evo.search import export
+from evo.explanation import measure
+from evo.search import export, picks
 from evo.errors import UserError
 from operators.shared import account
 
 
 @dataclasses.dataclass(frozen=True)
-class Results(export.Picks):
+class Results(picks.Picks):
     """A run's or an export's fronts, with what is needed to look at them."""
 
     source: pathlib.Path
@@ -25,10 +26,17 @@ class Results(export.Picks):
     model: str
     causal: bool
     heads: list[tuple[int, int]]
-    fronts: list[list[export.Entry]]
+    fronts: list[list[picks.Entry]]
     sources: dict[str, str]   # program id -> source text
     info: dict                # corpus, split, budget spent, attention-set summary
     aset_path: pathlib.Path | None
+    readable_nodes: int = picks.READABLE_NODES
+    explained: list | None = None   # per head an evo.explanation.measure.Explained (None: not measured yet)
+
+    def told(self, k: int):
+        """Returns head k's measured explanation."""
+        assert self.explained is not None, "results.load measures explanations"
+        return self.explained[k]
 
     def index(self, label: str) -> int:
         """Returns the index of the head named `L.H` (also `L5.H1`); a one-line error when there is none."""
@@ -42,16 +50,45 @@ class Results(export.Picks):
         return self.heads.index(want)
 
 
-def load(path) -> Results:
-    """Returns the results in a run directory or an export; a one-line error for anything else."""
+def load(path, readable_nodes: int | None = None, sentences: int = measure.SENTENCES) -> Results:
+    """Returns the results in a run directory or an export, each head's explanation measured (or read
+    from the export when it was measured there with the same `readable_nodes`); a one-line error for
+    anything else."""
     path = pathlib.Path(path)
     if (path / "front.json").is_file():
-        return _from_export(path)
+        res = _from_export(path)
+        stored = res.info.get("readable_nodes")
+        if stored is not None and readable_nodes in (None, stored):
+            told = _stored_explanations(path, res)
+            if told is not None:
+                return dataclasses.replace(res, readable_nodes=int(stored), explained=told)
+        return _measured(res, readable_nodes, sentences)
     if run.is_run(path):
-        return _from_run(path)
+        return _measured(_from_run(path), readable_nodes, sentences)
     if not path.exists():
         raise UserError(f"{path} does not exist")
     raise UserError(f"{path} is neither a run directory (config.json) nor an export (front.json + programs/)")
+
+
+def _measured(res: Results, readable_nodes: int | None, sentences: int) -> Results:
+    """Returns the results with the readable limit set and each head's explanation measured on its text."""
+    res = dataclasses.replace(res, readable_nodes=readable_nodes or picks.READABLE_NODES)
+    n = range(len(res.heads))
+    told = export.explained(res, [res.readable(k) for k in n], [res.best(k) for k in n], sentences)
+    return dataclasses.replace(res, explained=told)
+
+
+def _stored_explanations(path: pathlib.Path, res: Results) -> list | None:
+    """Returns the explanations an export stored in front.json, or None when it has none (an older export)."""
+    heads = export.load_front(path)["heads"]
+    if not all("family" in h and "shares" in h.get("readable", {}) for h in heads):
+        return None
+    try:
+        return [measure.Explained(str(h["family"]), dict(h["readable"]["shares"]), str(h["readable"]["account"]),
+                                  dict(h["best"].get("attribution") or {}), str(h["best"].get("attribution_words", "")))
+                for h in heads]
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f"{path / 'front.json'} has a malformed explanation ({type(err).__name__}: {err})") from None
 
 
 def _from_run(path: pathlib.Path) -> Results:

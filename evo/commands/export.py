@@ -14,7 +14,7 @@ def register(sub) -> None:
                                    "best_per_head.csv.")
     e.add_argument("run", help="the run directory")
     e.add_argument("--out", required=True, help="output directory (created; an earlier export there is replaced)")
-    flags.readable(e)
+    flags.readable(e, stored=False)
     e.set_defaults(func=run_export)
 
 

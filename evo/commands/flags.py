@@ -44,14 +44,16 @@ def backend(parser, default: str | None = "loky") -> None:
                              "(default: $DASK_SCHEDULER_ADDRESS, else a LocalCluster)")
 
 
-def readable(parser) -> None:
-    """Adds --readable-nodes and --account-sentences: the readable pick's limit and the text accounts use."""
+def readable(parser, stored: bool = True) -> None:
+    """Adds --readable-nodes and --account-sentences: the readable pick's limit and the text accounts use
+    (`stored`: the command reads exports, whose own limit is the default)."""
     from evo.explanation import measure
     from evo.search import picks
 
-    parser.add_argument("--readable-nodes", type=_positive, default=picks.READABLE_NODES, metavar="N",
-                        help="a head's readable pick is its best front program of at most N AST nodes "
-                             f"(default: {picks.READABLE_NODES})")
+    told = f"the export's own, else {picks.READABLE_NODES}" if stored else str(picks.READABLE_NODES)
+    parser.add_argument("--readable-nodes", type=_positive, default=None if stored else picks.READABLE_NODES,
+                        metavar="N", help=f"a head's readable pick is its best front program of at most N AST "
+                                          f"nodes (default: {told})")
     parser.add_argument("--account-sentences", type=_positive, default=measure.SENTENCES, metavar="N",
                         help="sentences of the run's attention set that shares, families and attributions are "
                              f"measured on (default: {measure.SENTENCES})")
