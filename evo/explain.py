@@ -48,7 +48,7 @@ def summary_lines(res: results.Results, family: str | None = None) -> list[str]:
     lines = [f"{res.model}: {len(res.heads)} heads, readable programs of at most {res.readable_nodes} AST nodes"
              f" (mean IoU {np.mean([r.iou for r in readable]):.3f}; best fits "
              f"{np.mean([res.best(k).iou for k in range(len(res.heads))]):.3f})",
-             f"shares of attention in %, head (program), on {res.told(0).shares['text']}"[:WIDTH],
+             f"shares of attention in %, head (program), on {res.told(0).shares['text'] or 'no text'}"[:WIDTH],
              f"{'head':<7} {'family':<15} {'IoU':>5} {'len':>4}  account"]
     for k in heads:
         r = readable[k]
@@ -57,10 +57,23 @@ def summary_lines(res: results.Results, family: str | None = None) -> list[str]:
     counts = {}
     for k in range(len(res.heads)):
         counts.setdefault(res.told(k).family, []).append(readable[k].iou)
-    lines.append("families: " + ", ".join(f"{name} {len(v)} (IoU {np.mean(v):.2f})"
-                                         for name, v in sorted(counts.items(), key=lambda kv: -len(kv[1]))))
+    lines += _wrapped("families: " + ", ".join(f"{name} {len(v)} (IoU {np.mean(v):.2f})"
+                                              for name, v in sorted(counts.items(), key=lambda kv: -len(kv[1]))))
     if family is not None and not heads:
         lines.append(f"no head is in the family {family!r}")
+    return lines
+
+
+def _wrapped(text: str) -> list[str]:
+    """Returns the text in lines of at most WIDTH columns, broken after commas."""
+    lines = [""]
+    for part in text.split(", "):
+        piece = part if not lines[-1] else ", " + part
+        if lines[-1] and len(lines[-1]) + len(piece) > WIDTH:
+            lines[-1] += ","
+            lines.append("  " + part)
+        else:
+            lines[-1] += piece
     return lines
 
 
@@ -88,7 +101,8 @@ def head_view(res: results.Results, k: int) -> Group:
     readable, best, told = res.readable(k), res.best(k), res.told(k)
     title = Text(f"{res.label(k)} {told.family} (readable, IoU {readable.iou:.3f}, {readable.length} AST nodes)",
                  style="bold")
-    lines = [title, Text(told.account), Text(f"measured on {told.shares['text']}", style="dim"),
+    where = f"measured on {told.shares['text']}" if told.shares.get("text") else "not measured (no attention set)"
+    lines = [title, Text(told.account), Text(where, style="dim"),
              Text(res.sources[readable.program].rstrip())]
     if best.program != readable.program:
         lines.append(Text(f"best fit: program {best.program}, IoU {best.iou:.3f} (+{best.iou - readable.iou:.3f} "

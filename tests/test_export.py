@@ -104,9 +104,9 @@ def test_cli_export_round_trip_on_a_real_attention_set(tiny_attention_set, tmp_p
     assert doc["mean_best_iou"] == pytest.approx(float(np.mean(best)), abs=1e-6)
 
 
-def test_each_head_gets_a_best_and_a_simplest_pick_with_accounts(toy_run, tmp_path):
+def test_each_head_gets_a_best_a_simplest_and_a_readable_pick_with_accounts(toy_run, tmp_path):
     run_dir, _ = toy_run
-    export.export(run_dir, tmp_path / "out")
+    export.export(run_dir, tmp_path / "out", readable_nodes=15)
     doc = json.loads((tmp_path / "out" / "front.json").read_text())
     rows = list(csv.DictReader(open(tmp_path / "out" / "best_per_head.csv")))
     for head, row in zip(doc["heads"], rows):
@@ -114,9 +114,15 @@ def test_each_head_gets_a_best_and_a_simplest_pick_with_accounts(toy_run, tmp_pa
         assert best["iou"] == max(e["iou"] for e in head["front"])
         within = [e for e in head["front"] if e["iou"] >= best["iou"] - export.SIMPLEST_MARGIN - 1e-9]
         assert simplest["length"] == min(e["length"] for e in within) and simplest in within
-        assert head["account"].startswith(f"L{head['layer']}.H{head['head']} (IoU ") and simplest["account"]
-        assert row["simplest_program"] == simplest["program"] and row["account"] == simplest["account"]
-        assert row["program"] == best["program"]
+        readable = head["readable"]
+        short = [e for e in head["front"] if e["length"] <= 15]
+        assert readable["iou"] == max(e["iou"] for e in short) and readable["length"] <= 15
+        assert best["iou_gain"] == pytest.approx(best["iou"] - readable["iou"], abs=1e-6)
+        assert head["family"] == "unmeasured" and readable["shares"] == {"text": None, "patterns": []}
+        assert head["account"].startswith(f"L{head['layer']}.H{head['head']} unmeasured (IoU ")
+        assert row["simplest_program"] == simplest["program"] and row["readable_program"] == readable["program"]
+        assert row["program"] == best["program"] and row["family"] == head["family"]
+    assert doc["readable_nodes"] == 15
 
 
 def test_exported_files_name_each_thing_once_and_run_on_their_own(cli_run):
@@ -132,11 +138,13 @@ def test_exported_files_name_each_thing_once_and_run_on_their_own(cli_run):
 def test_explain_lists_every_head_and_explains_one_with_a_heatmap(cli_run, capsys):
     assert cli.main(["explain", str(cli_run)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 2 * 2 and all(re.match(r"L\d+\.H\d+ +[01]\.\d{3} +\d+ +\S", x) for x in lines)
+    heads = [x for x in lines if re.match(r"L\d+\.H\d+ +[a-z-]+ +[01]\.\d{3} +\d+  first \d+ \(\d+\)", x)]
+    assert len(heads) == 2 * 2 and len(lines) <= 2 * 2 + 8 and all(len(x) <= 100 for x in lines)
+    assert lines[-1].startswith("families: ")
     for source in (cli_run, cli_run / "out"):
         assert cli.main(["explain", str(source), "1.1", "--sentence", "1"]) == 0
         text = capsys.readouterr().out
-        assert "L1.H1 (IoU" in text and "simplest" in text and "head's top 3 keys" in text
+        assert "L1.H1 " in text and "(readable, IoU" in text and "head's top 3 keys" in text
 
 
 @pytest.mark.parametrize("args, message", [

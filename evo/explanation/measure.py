@@ -32,6 +32,11 @@ class Explained:
     attribution_words: str
 
 
+def unmeasured(account: str) -> Explained:
+    """Returns the explanation of a head whose attention set is not at hand: the program's own account."""
+    return Explained("unmeasured", {"text": None, "patterns": []}, account, {}, "")
+
+
 def text_of(aset_path: pathlib.Path, sentences: int = SENTENCES):
     """Returns (shares.Text, the heads' matrices per sentence) for an attention set's first sentences."""
     from evo import attention_set, linguistic

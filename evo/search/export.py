@@ -16,6 +16,7 @@ import ast
 import csv
 import dataclasses
 import pathlib
+import sys
 
 import numpy as np
 
@@ -135,8 +136,10 @@ def explained(fr: Picks, readable: list[Entry], best: list[Entry],
     """Returns each head's measured explanation, on the run's own attention set."""
     path = fr.info.get("attention_set_path")
     if not path or not (pathlib.Path(path) / "meta.json").is_file():
-        raise UserError(f"the attention set {path or '(none recorded)'} is not on this machine: accounts are "
-                        f"measured on it; recapture it with `evo capture` (same model and corpus)")
+        print(f"evo: warning: the attention set {path or '(none recorded)'} is not on this machine, so shares, "
+              f"families and attributions are not measured; recapture it with `evo capture` (same model and "
+              f"corpus) and export again", file=sys.stderr)
+        return [explanation_measure.unmeasured(r.account) for r in readable]
     return explanation_measure.explain(path, [r.program for r in readable], [b.program for b in best],
                                        fr.sources, sentences)
 

@@ -96,6 +96,8 @@ class ScoredEdits:
         if len(terms) < 2:
             raise NotApplicable("the scored parent has no term to spare")
         result = scored.prune(self._scored_problem(), self._target(heads), terms, self.settings.prune_loss)
+        if not result.terms:
+            raise NotApplicable("pruning left no score term with a weight that rounds above zero")
         if len(result.terms) >= len(terms):
             raise NotApplicable(f"every score term carries more than {self.settings.prune_loss} IoU")
         source = canonical.tidy(scored_text.source(result), self.causal)

@@ -127,14 +127,14 @@ def account(result: Fit) -> str:
     for query, terms in _groups(result):
         inner = _signed([(f.meaning if not query else f.key.meaning, w) for f, w in terms])
         parts.append(inner if not query else f"from {score_terms.article(query)}: {inner}")
-    return "a softmax of scores " + "; ".join(parts)
+    return "a softmax of scores: " + "; ".join(parts)
 
 
 def _signed(terms: list[tuple[str, float]]) -> str:
-    """Returns "for A and B, against C": the terms a positive weight rewards, then those it penalises."""
+    """Returns "more attention A and B, less C": the terms a positive weight rewards, then those it penalises."""
     pro = [m for m, w in terms if w > 0]
     con = [m for m, w in terms if w < 0]
-    out = ("for " + " and ".join(pro)) if pro else ""
+    out = ("more attention " + " and ".join(pro)) if pro else ""
     if con:
-        out += (", against " if out else "against ") + " and ".join(con)
+        out += (", less " if out else "less attention ") + " and ".join(con)
     return out

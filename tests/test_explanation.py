@@ -1,0 +1,116 @@
+"""Shares, families, accounts and attribution (evo.explanation), on synthetic heads."""
+
+import json
+
+import numpy as np
+import pytest
+
+from evo.explanation import accounts, attribution, families, patterns, shares
+
+TOKENS = ["<bos>", "The", " cat", " sat", ",", " the", " cat", " ran", "."]
+
+
+def _text(tokens=TOKENS):
+    return shares.Text.of([tokens], True, False, "test sentence")
+
+
+def _rows(n, where):
+    """Returns (n, n) causal rows with all of row i's mass on key where(i)."""
+    m = np.zeros((n, n))
+    for i in range(n):
+        m[i, where(i)] = 1.0
+    return m
+
+
+def _head(kind: str, n: int = len(TOKENS)) -> np.ndarray:
+    first = _rows(n, lambda i: 0)
+    if kind == "sink":
+        return first
+    if kind == "previous":
+        return 0.2 * first + 0.8 * _rows(n, lambda i: max(i - 1, 0))
+    if kind == "self":
+        return 0.3 * first + 0.7 * np.eye(n)
+    if kind == "local":
+        near = np.tril(np.ones((n, n))) - np.tril(np.ones((n, n)), -4)
+        return 0.3 * first + 0.7 * near / near.sum(axis=1, keepdims=True)
+    if kind == "delimiter":
+        punct = np.array([t in (",", ".") for t in TOKENS], dtype=float)
+        m = np.tril(np.ones((n, n))) * punct[None, :]
+        rows = m.sum(axis=1, keepdims=True)
+        return np.where(rows > 0, 0.3 * first + 0.7 * m / np.maximum(rows, 1), first)
+    if kind == "uniform":
+        m = np.tril(np.ones((n, n)))
+        return m / m.sum(axis=1, keepdims=True)
+    raise ValueError(kind)
+
+
+def test_patterns_partition_the_visible_cells_in_order():
+    masks = patterns.masks(TOKENS, True, False)
+    total = sum(m.astype(int) for m in masks)
+    assert (total == np.tril(np.ones((len(TOKENS),) * 2))).all()      # every visible cell once, none hidden
+    labels = patterns.labels(TOKENS, True, False)
+    assert labels[6, 2] == patterns.NAMES.index("duplicate") and labels[6, 3] == patterns.NAMES.index("induction")
+    assert labels[3, 2] == patterns.NAMES.index("previous") and labels[5, 4] == patterns.NAMES.index("previous")
+    assert labels[8, 4] == patterns.NAMES.index("delimiter") and labels[8, 0] == patterns.NAMES.index("first")
+
+
+def test_shares_add_up_and_match_a_direct_count():
+    head = _head("previous")
+    got = shares.of(_text(), [head[None]])[0]
+    assert got.sum() == pytest.approx(1.0)
+    n = len(TOKENS)
+    direct_prev = np.mean([head[i, i - 1] if i >= 1 and i - 1 != 0 else 0.0 for i in range(n)])
+    direct_first = np.mean(head[:, 0])
+    assert got[patterns.NAMES.index("previous")] == pytest.approx(direct_prev)
+    assert got[patterns.NAMES.index("first")] == pytest.approx(direct_first)
+
+
+@pytest.mark.parametrize("kind, family", [
+    ("sink", "sink"), ("previous", "previous-token"), ("self", "self"), ("local", "local"),
+    ("delimiter", "delimiter")])
+def test_synthetic_heads_of_each_family_are_named_so(kind, family):
+    got = shares.of(_text(), [_head(kind)[None]])[0]
+    assert families.family(got) == family
+
+
+def test_a_head_spread_evenly_over_a_long_sentence_is_mixed():
+    tokens = ["<bos>"] + [f" w{i}" for i in range(40)]
+    got = shares.of(_text(tokens), [_head("uniform", len(tokens))[None]])[0]
+    assert families.family(got) == "mixed"
+
+
+def test_a_head_selective_for_a_word_class_is_part_of_speech():
+    n = len(patterns.NAMES)
+    spread = np.zeros(n)
+    spread[patterns.NAMES.index("first")], spread[patterns.NAMES.index("rest")] = 0.4, 0.6
+    classes = np.zeros(len(shares.CLASSES))
+    even = np.full(len(shares.CLASSES), 1 / len(shares.CLASSES))
+    classes[0] = 0.7                                  # 70 % of the rest on nouns, 9 % for an even spread
+    assert families.family(spread, (classes, even)) == "part-of-speech"
+    assert families.family(spread, (even, even)) == "mixed"
+
+
+def test_an_account_names_at_most_three_shares_then_the_rest_without_weights():
+    head = shares.of(_text(), [_head("previous")[None]])[0]
+    program = shares.of(_text(), [_head("local")[None]])[0]
+    words = accounts.words(head, program)
+    # row 1's previous token is the first token, which the first pattern claims
+    assert words.startswith("38 % on the first token (program 46 %); 62 % on the previous token (program 14 %)")
+    assert words.count(" %") == 2 * 3    # two named shares and the rest, each with the program's beside it
+    record = accounts.records(head, program, "t")
+    assert json.dumps(record) and record["patterns"][-1]["pattern"] == "rest" and len(record["patterns"]) <= 4
+    assert sum(r["head"] for r in record["patterns"]) == pytest.approx(1.0, abs=1e-3)
+    assert "more terms" not in words and "+" not in words
+
+
+def test_attribution_drops_each_family_of_terms_by_zeroing_its_weights():
+    source = ("def attention(tokens):\n    scores = 3.0 * sink(tokens)\n    scores += 1.2 * previous_token(tokens)\n"
+              "    scores += query_is(tokens, 'NOUN') * (0.8 * key_is(tokens, 'DET') + 0.5 * decay(tokens))\n"
+              "    return softmax_rows(scores)\n")
+    found = attribution.variants(source)
+    assert set(found) == {"first token", "position", "part of speech"}
+    assert "0.0 * sink(tokens)" in found["first token"] and "1.2 * previous_token" in found["first token"]
+    assert "0.0 * previous_token(tokens)" in found["position"] and "0.0 * decay(tokens)" in found["position"]
+    assert "0.0 * (query_is(tokens, 'NOUN')" in found["part of speech"]
+    assert attribution.words({"position": 0.12, "first token": 0.3, "syntax": 0.01, "copies of tokens": 0.0}) == \
+        "IoU lost without its terms for first token: 30.0 points; position: 12.0 points; syntax: 1.0 points"
