@@ -22,12 +22,13 @@ from evo.errors import UserError
 FORMATS = ("png", "svg")
 
 
-def build(source, out=None, replace_json=None, figures_dir=None, fmt: str = "png", workers: int = 2) -> pathlib.Path:
+def build(source, out=None, replace_json=None, figures_dir=None, fmt: str = "png", workers: int = 2,
+          readable_nodes: int | None = None, sentences: int | None = None) -> pathlib.Path:
     """Writes the report (and, with `figures_dir`, one figure per head in `fmt`); returns index.html's path."""
     from evo.report import data, page
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    res = results.load(source)
+    res = results.load(source, readable_nodes, *([sentences] if sentences else []))
     out = pathlib.Path(out) if out else res.source / run.REPORT
     _check_out(out)
     replaced = _replacement(replace_json, res) if replace_json else None

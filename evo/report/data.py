@@ -1,7 +1,7 @@
 """What the report shows, gathered from a run or an export into plain data.
 
 For every head: its picks and front (evo.results), the classic detector scores, and the
-three sentences where its simplest program fits best, at the median and worst, with both
+three sentences where its readable program fits best, at the median and worst, with both
 matrices. For the overview: the run log's curve of mean best-fit IoU against programs
 evaluated, which operators made the improvements, and the LLM ledger when there was one.
 """
@@ -39,12 +39,13 @@ class Head:
     label: str
     layer: int
     head: int
-    best: object         # evo.export.Entry
-    simplest: object
+    best: object         # evo.search.picks.Entry: the best fit
+    readable: object     # the readable pick, which the page leads with
     front: list
     detectors: dict      # name -> score (None where the pattern never applied)
     examples: list[Example]
-
+    family: str = "mixed"
+    told: object = None  # evo.explanation.measure.Explained
 
 def progress(run_dir: pathlib.Path, n_heads: int) -> dict:
     """Returns the run log's curve (programs evaluated -> mean best IoU) and improvements per operator."""
@@ -107,7 +108,7 @@ def heads(res: results.Results, limits=None) -> list[Head]:
     if aset.n_layers * aset.n_heads != len(res.heads):
         raise UserError(f"the attention set at {res.aset_path} has {aset.n_layers * aset.n_heads} heads, "
                         f"{res.source} has {len(res.heads)}")
-    picks = [res.simplest(k) for k in range(len(res.heads))]
+    picks = [res.readable(k) for k in range(len(res.heads))]
     tokens = [list(t) for t in aset.tokens]
     outputs = {}
     for pid in sorted({p.program for p in picks}):
@@ -135,7 +136,7 @@ def heads(res: results.Results, limits=None) -> list[Head]:
         layer, head = res.heads[k]
         out.append(Head(k, res.label(k), layer, head, res.best(k), p, res.fronts[k],
                         {name: (None if np.isnan(found[d, k]) else float(found[d, k]))
-                         for d, name in enumerate(detectors.NAMES)}, examples))
+                         for d, name in enumerate(detectors.NAMES)}, examples, res.told(k).family, res.told(k)))
     return out
 
 
@@ -149,7 +150,10 @@ def _examples(ious: np.ndarray, lengths: list[int]) -> list[tuple[str, int]]:
 def overview(res: results.Results, hs: list[Head]) -> dict:
     """Returns the overview figures: model, corpus, budget, thresholds, means."""
     best = np.array([h.best.iou for h in hs])
-    simplest = np.array([h.simplest.iou for h in hs])
+    simplest = np.array([h.readable.iou for h in hs])
+    by_family: dict[str, list[float]] = {}
+    for h in hs:
+        by_family.setdefault(h.family, []).append(h.readable.iou)
     info = res.info
     aset = info.get("attention_set") or {}
     corpus = aset.get("corpus") or {}
@@ -162,7 +166,9 @@ def overview(res: results.Results, hs: list[Head]) -> dict:
         "layers": max(h.layer for h in hs) + 1, "per_layer": max(h.head for h in hs) + 1,
         "mean_best": float(best.mean()), "mean_simplest": float(simplest.mean()),
         "median_best_length": float(np.median([h.best.length for h in hs])),
-        "median_simplest_length": float(np.median([h.simplest.length for h in hs])),
+        "median_simplest_length": float(np.median([h.readable.length for h in hs])),
+        "readable_nodes": res.readable_nodes,
+        "families": [(name, len(v), float(np.mean(v))) for name, v in sorted(by_family.items(), key=lambda kv: -len(kv[1]))],
         "above": [(t, int((best >= t).sum())) for t in THRESHOLDS],
         "distinct": len({h.best.program for h in hs}),
     }

@@ -50,7 +50,7 @@ def example_labels(tokens: list[str]) -> list[str]:
 
 
 def paper_figure(head, causal: bool, path: pathlib.Path, fmt: str = "png", max_tokens: int = 20) -> None:
-    """Writes a figure one paper column wide (3.4 in): the head beside its simplest program on its median sentence."""
+    """Writes a figure one paper column wide (3.4 in): the head beside its readable program on its median sentence."""
     plt = _pyplot()
     ex = next((e for e in head.examples if e.kind == "median"), head.examples[0])
     n = min(len(ex.tokens), max_tokens)
@@ -94,8 +94,8 @@ class FrontPainter:
         else:
             ax.scatter(xs, ys, s=16, zorder=3, color="tab:blue")
         ax.step(xs, ys, where="post", color="grey", linewidth=0.6, zorder=2)
-        picks = ((head.best, "best = simplest"),) if head.best.program == head.simplest.program else (
-            (head.simplest, "simplest"), (head.best, "best"))
+        picks = ((head.best, "best fit = readable"),) if head.best.program == head.readable.program else (
+            (head.readable, "readable"), (head.best, "best fit"))
         for e, name in picks:
             ax.annotate(name, (e.length, e.iou), fontsize=6, xytext=(3, -8), textcoords="offset points")
         ax.set_xlabel("length (AST nodes)" + (" · perplexity +% where measured" if any(
