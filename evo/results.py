@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import re
+import sys
 
-from evo import run
+from evo import run, runlock
 from evo.explanation import measure
 from evo.search import export, picks
 from evo.errors import UserError
@@ -64,6 +65,9 @@ def load(path, readable_nodes: int | None = None, sentences: int = measure.SENTE
                 return dataclasses.replace(res, readable_nodes=int(stored), explained=told)
         return _measured(res, readable_nodes, sentences)
     if run.is_run(path):
+        live = runlock.note(path)
+        if live:
+            print(f"evo: {live}", file=sys.stderr)
         return _measured(_from_run(path), readable_nodes, sentences)
     if not path.exists():
         raise UserError(f"{path} does not exist")

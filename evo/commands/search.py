@@ -11,7 +11,7 @@ import pathlib
 import signal
 import sys
 
-from evo import models, parallel, run
+from evo import models, parallel, run, runlock
 from evo.commands import flags
 from evo.errors import UserError
 
@@ -104,6 +104,9 @@ def run_search(args) -> int:
         raise UserError("give --model or --attention-set, not both: the set fixes the model")
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--run-dir {run_dir} exists and is not a directory; choose another --run-dir")
+    live = runlock.holder(run_dir) if run_dir.is_dir() else None
+    if live is not None:   # a live run's directory: one line naming its owner, nothing touched
+        raise UserError(f"{run_dir} is in use by {runlock.describe(live)}; wait for it to finish or stop it first")
     if (run_dir / run.CHECKPOINT).exists():
         raise UserError(f"{run_dir} already holds a run; continue it with `evo resume {run_dir}` "
                         "or choose another --run-dir")
@@ -111,6 +114,16 @@ def run_search(args) -> int:
     aset = _attention_set(args)
     model = aset.model if args.attention_set else args.model
     run_dir.mkdir(parents=True, exist_ok=True)
+    with runlock.owned(run_dir):
+        if (run_dir / run.CHECKPOINT).exists():
+            raise UserError(f"{run_dir} already holds a run; continue it with `evo resume {run_dir}`")
+        return _start(run_dir, args, aset, model, programs)
+
+
+def _start(run_dir, args, aset, model, programs) -> int:
+    """Writes a new run's config and empty log, then runs it (the run directory's lock held)."""
+    from evo import search
+
     (run_dir / run.LOG).write_text("")
     settings = search.Settings(**{k: v for k, v in (("batch_size", args.batch_size), ("population", args.population),
                                                     ("cascade_pairs", args.cascade_pairs)) if v})
@@ -138,6 +151,15 @@ def run_resume(args) -> int:
     _check_positive(args, "max_hours", number=float)
     run_dir = pathlib.Path(args.run)
     config = run.load_config(run_dir)
+    with runlock.owned(run_dir):
+        return _resume(run_dir, args, config)
+
+
+def _resume(run_dir, args, config) -> int:
+    """Continues a run from its checkpoint (the run directory's lock held)."""
+    from evo import search
+    from evo.search import checkpoint
+
     state = checkpoint.load(run_dir)
     run.check_resumable(run_dir, config, state)
     run.check_vocabulary(run_dir, config)

@@ -38,13 +38,18 @@ def line(record: archive_mod.Record, iou: np.ndarray | None, when: float | None 
 
 
 def append(path: pathlib.Path, entries: list[dict]) -> int:
-    """Appends entries (flushed and fsynced); returns the log's size in bytes afterwards."""
-    with open(path, "a", encoding="utf-8") as f:
-        for entry in entries:
-            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-        return f.tell()
+    """Appends entries (flushed and fsynced); returns the log's size in bytes afterwards. A write that
+    fails (a full disk) is a one-line error: resuming cuts the log back to the last checkpoint's size."""
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            for entry in entries:
+                f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+            return f.tell()
+    except OSError as err:
+        raise UserError(f"could not append to {path}: {err.strerror or err}; the last checkpoint is intact, "
+                        f"free space and `evo resume` the run") from None
 
 
 def truncate(path: pathlib.Path, size: int) -> None:
