@@ -116,7 +116,7 @@ def test_report_of_a_real_search_opens_in_chromium(tmp_path):
         pg.wait_for_load_state("load")
         assert pg.locator("#head-grid a.cell").count() == 72
         pg.screenshot(path=str(shots / "report-top.png"))
-        pg.locator('a.cell[href="#L5.H1"]').click()
+        pg.locator('#head-grid a.cell[href="#L5.H1"]').click()   # the family grid (the IoU grid links too)
         section = pg.locator('section[id="L5.H1"]')
         assert section.is_visible() and not pg.locator('section[id="L5.H2"]').is_visible()
         pg.wait_for_function("() => { const i = [...document.querySelectorAll('section[id=\"L5.H1\"] img.hm')];"
