@@ -15,6 +15,7 @@ import json
 import os
 import pathlib
 import socket
+import sys
 
 from evo.errors import UserError
 
@@ -41,8 +42,8 @@ def owned(run_dir: pathlib.Path):
             f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                 "since": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}))
             f.flush()
-        except OSError:
-            pass   # a full disk: the lock holds without its note
+        except OSError as err:   # a full disk: the lock holds, without the note that names its holder
+            print(f"evo: warning: could not write who holds {path} ({err.strerror or err})", file=sys.stderr)
         try:
             yield
         finally:
