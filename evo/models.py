@@ -135,6 +135,24 @@ def _check_gguf(path: pathlib.Path) -> None:
         raise UserError(f"cannot read {path}: {err.strerror or err}") from None
     if magic != b"GGUF":
         raise UserError(f"{path} is not a GGUF file (it does not start with the GGUF magic bytes)")
+    _check_gguf_body(path)
+
+
+def _check_gguf_body(path: pathlib.Path) -> None:
+    """Raises a one-line error when the GGUF's header or tensor data cannot be read whole: what an
+    interrupted download or a copy cut short leaves behind the right magic bytes."""
+    import gguf
+
+    size = path.stat().st_size
+    try:
+        reader = gguf.GGUFReader(path)
+        end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
+    except (ValueError, IndexError, KeyError, OSError, OverflowError) as err:
+        raise UserError(f"{path} is a damaged GGUF file ({size:,} bytes; its header or tensors cannot be read: "
+                        f"{type(err).__name__}), probably truncated; download or assemble it again") from None
+    if end > size:
+        raise UserError(f"{path} is a truncated GGUF file: its tensors need {end:,} bytes, it has {size:,}; "
+                        "download or assemble it again")
 
 
 def _import_package(module_name: str, preset: str):

