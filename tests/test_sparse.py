@@ -4,14 +4,9 @@ import numpy as np
 import pytest
 
 from evo import evaluate, program
-from operators.fitting import fit, scored, scored_text, sparse
-from operators.shared import canonical, score_terms
-
-
-@pytest.fixture
-def problem(tiny_attention_set):
-    sample = fit.Sample(tiny_attention_set.path, 3)
-    return sample, scored.Problem(sample, score_terms.features(False), True)
+from operators.fitting import scored, scored_text, sparse
+from operators.shared import canonical
+from test_scored import problem  # noqa: F401  (the tiny set's scored problem, shared with test_scored)
 
 
 def test_near_identical_terms_keep_only_the_most_readable(problem):

@@ -2,8 +2,8 @@
 
     text      the first `sentences` sentences of the run's attention set (the heads' own matrices)
     head      shares of every head at once (one pass over the set), word-class selectivity, family
-    readable  each distinct readable program runs once in the sandbox on the same sentences;
-              its shares sit beside the head's in the account
+    readable  each distinct program runs once in the sandbox on the same sentences (however
+              many heads pick it); its shares sit beside the head's in the account
     best fit  for a best pick that is not the readable one: the program with each family of its
               terms dropped runs in the sandbox; the IoU the head loses is the attribution
 """
@@ -59,39 +59,52 @@ def explain(aset_path, readable: list[str], best: list[str], sources: dict[str, 
     head_shares = shares.of(text, mats)                      # (K, P)
     word = shares.classes(text, mats)
     fams = families.all_of(head_shares, word)
-    program_shares = {pid: _program_shares(text, sources[pid]) for pid in dict.fromkeys(readable)}
+    run = _Outputs(text)
+    program_shares = {pid: run.shares(sources[pid]) for pid in dict.fromkeys(readable)}
     out = []
     for k, (r, b) in enumerate(zip(readable, best)):
         wc = None if word is None else (word[0][k], word[1])
         mine = program_shares[r]
-        lost = _attribution(text, [m[k] for m in mats], sources[b]) if b != r else {}
+        lost = _attribution(run, [m[k] for m in mats], sources[b]) if b != r else {}
         out.append(Explained(fams[k], accounts.records(head_shares[k], mine, text.source),
                              accounts.words(head_shares[k], mine, wc), lost,
                              attribution.words(lost) if lost else ""))
     return out
 
 
-def _program_shares(text: shares.Text, source: str) -> np.ndarray | None:
-    """Returns the program's shares (P,) on the text, or None when it fails there."""
-    outs, _ = evaluate.outputs(source, text.tokens, text.causal)
-    return None if outs is None else shares.of(text, outs)[0]
+class _Outputs:
+    """Each program's normalised outputs on the text, run once in the sandbox however many heads ask."""
+
+    def __init__(self, text: shares.Text):
+        self.text, self._cache = text, {}
+
+    def of(self, source: str) -> list[np.ndarray] | None:
+        """Returns the program's (n, n) outputs per sentence, or None when it fails on the text."""
+        if source not in self._cache:
+            self._cache[source] = evaluate.outputs(source, self.text.tokens, self.text.causal)[0]
+        return self._cache[source]
+
+    def shares(self, source: str) -> np.ndarray | None:
+        """Returns the program's shares (P,) on the text, or None when it fails there."""
+        outs = self.of(source)
+        return None if outs is None else shares.of(self.text, outs)[0]
 
 
-def _attribution(text: shares.Text, head: list[np.ndarray], source: str) -> dict[str, float]:
+def _attribution(run: _Outputs, head: list[np.ndarray], source: str) -> dict[str, float]:
     """Returns per term family of the program the IoU the head loses when it is dropped."""
-    whole = _iou(text, head, source)
+    whole = _iou(run, head, source)
     if whole is None:
         return {}
     lost = {}
     for family, variant in attribution.variants(source).items():
-        score = _iou(text, head, variant)
+        score = _iou(run, head, variant)
         if score is not None:
             lost[family] = round(max(whole - score, 0.0), 4)
     return lost
 
 
-def _iou(text: shares.Text, head: list[np.ndarray], source: str) -> float | None:
-    outs, _ = evaluate.outputs(source, text.tokens, text.causal)
+def _iou(run: _Outputs, head: list[np.ndarray], source: str) -> float | None:
+    outs = run.of(source)
     if outs is None:
         return None
     return float(np.mean([fitness.iou_rows(h, o).mean() for h, o in zip(head, outs)]))
