@@ -18,6 +18,7 @@ import tempfile
 from typing import Callable
 
 from evo import files, paths
+from evo import gguf_file
 from evo.errors import UserError
 
 DEFAULT_MODEL = "gemma-3-270m"
@@ -112,7 +113,7 @@ def _resolve(name: str) -> pathlib.Path:
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
             raise UserError(f"GGUF file {name} not found")
-        _check_gguf(path)
+        gguf_file.check(path)
         return converted_gguf(path, _cache_name(path))
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -124,35 +125,6 @@ def _resolve(name: str) -> pathlib.Path:
     if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name:
         raise UserError(f"model path {name} not found (or not a directory / .gguf file)")
     return _from_hub(name)
-
-
-def _check_gguf(path: pathlib.Path) -> None:
-    """Raises a one-line error unless the file starts with the GGUF magic bytes."""
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
-    except OSError as err:
-        raise UserError(f"cannot read {path}: {err.strerror or err}") from None
-    if magic != b"GGUF":
-        raise UserError(f"{path} is not a GGUF file (it does not start with the GGUF magic bytes)")
-    _check_gguf_body(path)
-
-
-def _check_gguf_body(path: pathlib.Path) -> None:
-    """Raises a one-line error when the GGUF's header or tensor data cannot be read whole: what an
-    interrupted download or a copy cut short leaves behind the right magic bytes."""
-    import gguf
-
-    size = path.stat().st_size
-    try:
-        reader = gguf.GGUFReader(path)
-        end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
-    except (ValueError, IndexError, KeyError, OSError, OverflowError) as err:
-        raise UserError(f"{path} is a damaged GGUF file ({size:,} bytes; its header or tensors cannot be read: "
-                        f"{type(err).__name__}), probably truncated; download or assemble it again") from None
-    if end > size:
-        raise UserError(f"{path} is a truncated GGUF file: its tensors need {end:,} bytes, it has {size:,}; "
-                        "download or assemble it again")
 
 
 def _import_package(module_name: str, preset: str):
