@@ -17,8 +17,7 @@ import socket
 import tempfile
 from typing import Callable
 
-from evo import files, paths
-from evo import gguf_file
+from evo import files, gguf_file, paths
 from evo.errors import UserError
 
 DEFAULT_MODEL = "gemma-3-270m"
