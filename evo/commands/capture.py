@@ -19,7 +19,7 @@ def register(subparsers) -> None:
         description="Run a model over a corpus and store every head's attention (float16 safetensors). "
                     "A second call with the same settings reuses the stored set.")
     parser.add_argument("--model", default=models.DEFAULT_MODEL,
-                        help="preset (gemma-3-270m, minilm-l6), local directory, .gguf file or Hugging Face id "
+                        help=f"preset ({', '.join(models.PRESETS)}), local directory, .gguf file or Hugging Face id "
                              "(default: %(default)s)")
     parser.add_argument("--corpus", metavar="FILE", default=None,
                         help=".txt (one sentence per line) or .jsonl ({\"text\": ...}); default: built-in corpus")

@@ -275,7 +275,7 @@ def _attention_set(args):
     from evo import attention_set
 
     if args.attention_set:
-        return attention_set.AttentionSet.load(args.attention_set)
+        return attention_set.AttentionSet.load(args.attention_set, verify=True)
     from evo import capture
 
     return capture.ensure(model=args.model, corpus_path=args.corpus, split=args.split,
