@@ -176,8 +176,10 @@ def stored(out_dir: pathlib.Path, key: str):
         raise UserError(f"{out_dir} exists and is not an attention set; choose another --out")
     try:
         aset = attention_set.AttentionSet.load(out_dir)
-    except UserError:
-        return None  # unreadable: captured again and replaced
+    except UserError as err:   # unreadable (a copy cut short, a schema of another version): captured again
+        warnings.warn(f"the stored attention set at {out_dir} cannot be read ({err}); capturing it again",
+                      stacklevel=3)
+        return None
     if aset.meta.get("settings", {}).get("key") != key:
         return None
     problem = aset.verify() if aset.checksums is not None else "it was captured before sets carried checksums"
@@ -210,11 +212,21 @@ def ensure_status(model: str = "gemma-3-270m", corpus_path: str | None = None, s
         existing = None if force else stored(out, key)
         if existing is not None:
             return existing, True
+        _remove_partial(out)
         loaded = models.load(model, device=device, dtype=dtype)
         settings = {"key": key, "model": model, "corpus_path": corpus_path, "split": split,
                     "max_tokens": max_tokens, "dtype": dtype or "float32"}
         return capture(loaded, corpus, out, max_tokens=max_tokens, batch_size=batch_size, progress=progress,
                        settings=settings), False
+
+
+def _remove_partial(out: pathlib.Path) -> None:
+    """Removes what a capture killed mid-write left beside `out` (hidden sibling folders); the caller holds the lock."""
+    import shutil
+
+    for stale in out.parent.glob(f".{out.name}.*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def ensure(model: str = "gemma-3-270m", corpus_path: str | None = None, split: str = "search",

@@ -58,6 +58,7 @@ class ScriptedServer:
         self.usage: list[dict] = []        # the usage of every reply sent
         self.props: dict | None = None     # what GET /props answers (llama.cpp's server); None: 404
         self._served = 0
+        self.dead = False                  # kill(): every request from now on is dropped unanswered
         self._lock = threading.Lock()
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
@@ -76,6 +77,11 @@ class ScriptedServer:
     def __exit__(self, *exc) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+    def kill(self) -> None:
+        """Makes the server die as a crashed one does: open connections are dropped unanswered, new ones refused."""
+        self.dead = True
+        threading.Thread(target=self.__exit__, daemon=True).start()
 
     def next_action(self, body: dict) -> Action:
         """Returns the action for one request and records it."""
@@ -119,6 +125,9 @@ def _handler(server: ScriptedServer):
         def do_POST(self):
             length = int(self.headers.get("Content-Length", 0))
             body = json.loads(self.rfile.read(length) or b"{}")
+            if server.dead:
+                self.close_connection = True   # no answer: the client sees the connection drop
+                return
             if not self.path.rstrip("/").endswith("/chat/completions"):
                 self._json(404, {"error": {"message": f"no route {self.path}"}})
                 return

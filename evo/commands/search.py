@@ -287,10 +287,13 @@ def _absolute(path) -> str | None:
     return str(pathlib.Path(path).resolve()) if path else None
 
 
+_BEFORE_FIELDS = {"cover_visits": 0}   # settings a run made before they existed resumes with (as it ran)
+
+
 def _settings(config):
     from evo import search
     try:
-        return search.Settings(**config.settings)
+        return search.Settings(**{**_BEFORE_FIELDS, **config.settings})
     except TypeError as err:
         raise UserError(f"config.json is corrupt (settings: {err})") from None
 

@@ -55,6 +55,8 @@ class Settings:
     crossover_rate: float = 0.6  # share of requests that are crossovers
     migration_rate: float = 0.15  # share of crossover partners taken from another island
     tournament_size: int = 3
+    cover_visits: int = 1  # every head gets this many requests before any head gets more (a head's first
+                           # request is its table fit: on 270 heads, weighting alone left 48 without one)
     novelty: float = 0.3  # partner tournaments favour programs whose IoU profile differs from the parent's
     pool: int = 48  # per-head NSGA-II candidate pool: top programs by IoU, plus the front
     stall_generations: int = 25  # stop after this many generations with no new program

@@ -17,7 +17,7 @@ def requests(n: int, engine) -> list[base.Request]:
     visits = _visits(engine.archive)
     out = []
     for _ in range(n):
-        k = int(rng.choice(len(weights), p=weights))
+        k = _head(weights, visits, s.cover_visits, rng)
         first = selection.tournament(heads.selected[k], iou[:, k], s.tournament_size, rng)
         chosen = [first]
         if rng.random() < s.crossover_rate:
@@ -29,6 +29,13 @@ def requests(n: int, engine) -> list[base.Request]:
         out.append(base.Request(kind, tuple(parent(engine.archive, i) for i in chosen), (k,), seed, int(visits[k])))
         visits[k] += 1
     return out
+
+
+def _head(weights: np.ndarray, visits: np.ndarray, cover: int, rng: np.random.Generator) -> int:
+    """Returns a head drawn by weight, among the heads with fewer than `cover` requests while there are any."""
+    short = visits < cover
+    w = weights * short if short.any() else weights
+    return int(rng.choice(len(w), p=w / w.sum()))
 
 
 def _visits(archive) -> np.ndarray:
