@@ -172,7 +172,9 @@ def attention_set(config: RunConfig, device: str = "cpu"):
 def operator_settings(config: RunConfig, run_dir: pathlib.Path) -> dict:
     """Returns the operators' settings for a run: its config's, with the run directory and its vocabulary."""
     ops = dict(config.operators, run_dir=str(run_dir))
-    ops["symbolic"] = dict(ops.get("symbolic") or {}, linguistic=bool((config.vocabulary or {}).get("linguistic")))
+    vocabulary = config.vocabulary or {}
+    ops["symbolic"] = dict(ops.get("symbolic") or {}, linguistic=bool(vocabulary.get("linguistic")),
+                           invent=bool(vocabulary.get("invented")))   # runs made before invented terms: none
     return ops
 
 
@@ -184,8 +186,8 @@ def vocabulary(wanted: str = "auto") -> dict:
     if wanted == "linguistic" and found is None:
         raise UserError(f"--vocabulary linguistic needs spaCy and an English pipeline: {linguistic.INSTALL}")
     if found is None or wanted == "base":
-        return {"linguistic": False}
-    return {"linguistic": True, "pipeline": found[0], "version": found[1]}
+        return {"linguistic": False, "invented": True}
+    return {"linguistic": True, "pipeline": found[0], "version": found[1], "invented": True}
 
 
 def check_vocabulary(run_dir: pathlib.Path, config: RunConfig) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from evo import linguistic, prelude, run, sandbox
+from evo import parsing
 from evo.errors import UserError
 from evo.prelude import linguistic as helpers
 
@@ -70,7 +71,7 @@ def test_a_linguistic_program_without_the_extra_gets_a_one_line_error(monkeypatc
     def missing():
         raise UserError(f"the linguistic helpers need spaCy and an English pipeline: {linguistic.INSTALL}")
 
-    monkeypatch.setattr(linguistic, "pipeline", missing)
+    monkeypatch.setattr(parsing, "pipeline", missing)
     out = sandbox.run(SCORED, [["<bos>", " a", " b"]])
     assert not out.ok and "pip install 'headcode[linguistic]'" in out.error and "\n" not in out.error
 
@@ -121,10 +122,10 @@ def test_resume_refuses_a_linguistic_run_without_the_extra(tmp_path, monkeypatch
 
 def test_a_new_run_gets_the_linguistic_vocabulary_when_installed_unless_told_otherwise(monkeypatch):
     monkeypatch.setattr(linguistic, "installed", lambda: ("en_core_web_sm", "3.8.0"))
-    assert run.vocabulary() == {"linguistic": True, "pipeline": "en_core_web_sm", "version": "3.8.0"}
-    assert run.vocabulary("base") == {"linguistic": False}
+    assert run.vocabulary() == {"linguistic": True, "pipeline": "en_core_web_sm", "version": "3.8.0", "invented": True}
+    assert run.vocabulary("base") == {"linguistic": False, "invented": True}
     monkeypatch.setattr(linguistic, "installed", lambda: None)
-    assert run.vocabulary() == {"linguistic": False}
+    assert run.vocabulary() == {"linguistic": False, "invented": True}
     with pytest.raises(UserError, match="--vocabulary linguistic needs spaCy"):
         run.vocabulary("linguistic")
 

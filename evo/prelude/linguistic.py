@@ -18,6 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
+from evo.prelude.annotation import _KNOWN, Annotation, provide  # noqa: F401  (the store, re-exported)
+
 __all__ = [
     "pos_of", "dep_of", "word_of", "head_of", "is_noun", "is_verb", "is_adj", "is_adv", "is_det",
     "is_pron", "is_adp", "is_propn", "is_num", "is_conj", "is_head_of", "same_chunk",
@@ -33,33 +35,7 @@ NOUNS = frozenset({"NOUN", "PROPN"})
 VERBS = frozenset({"VERB", "AUX"})
 
 
-@dataclasses.dataclass(frozen=True)
-class Annotation:
-    """One sentence's annotations, per model token (-1 / "" where a token has no word)."""
-
-    word: tuple[int, ...]      # index of the token's word in the sentence
-    pos: tuple[str, ...]       # universal part of speech of its word ("NOUN", "DET", ...)
-    dep: tuple[str, ...]       # dependency relation of its word to its head ("nsubj", "det", ...)
-    head: tuple[int, ...]      # token index of the first piece of its word's head (-1 for the root)
-    chunk: tuple[int, ...]     # noun chunk it is in (-1: none)
-    entity: tuple[str, ...]    # named-entity label of its word ("PERSON", "GPE", ...; "": none)
-    clause: tuple[int, ...]    # clause it is in (the index of the clause's head word; -1: none)
-
-    def to_json(self) -> dict:
-        return {f.name: list(getattr(self, f.name)) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_json(cls, d: dict) -> "Annotation":
-        return cls(**{f.name: tuple(d[f.name]) for f in dataclasses.fields(cls)})
-
-
-_KNOWN: dict[tuple[str, ...], Annotation] = {}
-_PARSER = None  # set by evo.linguistic in trusted processes: tokens -> Annotation
-
-
-def provide(tokens: Sequence[str], annotation: Annotation) -> None:
-    """Hands the prelude the annotation of one sentence (trusted callers only)."""
-    _KNOWN[tuple(tokens)] = annotation
+_PARSER = None  # tokens -> Annotation where no annotation was handed over (the sandbox sets one that refuses)
 
 
 def annotation(tokens: Sequence[str]) -> Annotation:
@@ -67,11 +43,12 @@ def annotation(tokens: Sequence[str]) -> Annotation:
     key = tuple(tokens)
     found = _KNOWN.get(key)
     if found is None:
-        if _PARSER is None:
-            from evo import linguistic  # trusted, outside the sandbox: loads the pipeline
+        if _PARSER is None:   # a program run on its own, outside headcode: parse with the installed pipeline
+            from evo import parsing
 
-            linguistic.install_parser()
-        found = _PARSER(list(tokens))
+            found = parsing.for_sentences([list(tokens)])[0]
+        else:
+            found = _PARSER(list(tokens))
         _KNOWN[key] = found
     return found
 

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["steps_back", "log_distance", "sink_later"]
+__all__ = ["steps_back", "log_distance", "sink_later", "key_weight"]
 
 
 def steps_back(tokens: Sequence[str], d: int) -> np.ndarray:
@@ -38,3 +38,13 @@ def sink_later(tokens: Sequence[str]) -> np.ndarray:
     if n:
         out[:, 0] = np.log1p(np.arange(n))
     return out
+
+
+def key_weight(tokens: Sequence[str], weights: dict) -> np.ndarray:
+    """Returns (n, n): in column j, `weights[tokens[j]]` (0 for a token not listed): a score per key token.
+
+    What a head favours or avoids by the key's own token, e.g. `key_weight(tokens, {" the": 1.2, ",": -0.8})`.
+    """
+    n = len(tokens)
+    column = np.array([float(weights.get(t, 0.0)) for t in tokens], dtype=np.float64)
+    return np.broadcast_to(column, (n, n)).copy()

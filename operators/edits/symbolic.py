@@ -52,6 +52,7 @@ class Settings:
                                   # goes a search without its table and its short program
     sparse_terms: int = 4         # score terms a sparse fit (fit_sparse) may have
     sparse_nodes: int = 60        # AST nodes a sparse fit's program may have (the readable pick's limit)
+    invent: bool = True           # fit_wide also weighs a term invented for its head (operators.fitting.invent)
     linguistic: bool = False      # fit_scored may use the linguistic score terms (the run's vocabulary has them)
     mutate_weights: dict = dataclasses.field(default_factory=lambda: dict(MUTATE_WEIGHTS))
     crossover_weights: dict = dataclasses.field(default_factory=lambda: dict(CROSSOVER_WEIGHTS))

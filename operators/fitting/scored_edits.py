@@ -1,7 +1,8 @@
 """The offline operator's edits of scored programs (operators.fitting.scored): fit, grow and prune them.
 
     fit_wide     a scored program of many terms chosen at once (up to `wide_terms`): a head's table
-                 of what each kind of query word looks at
+                 of what each kind of query word looks at, with a term invented for the head
+                 (operators.fitting.invent: which key tokens it favours)
     fit_scored   a row softmax of a few score terms fitted to the head; scored parents' terms
                  (both, in a crossover) are refitted and grow by one to three terms
     fit_prune    on a scored parent: drop the score terms the head can do without
@@ -15,7 +16,7 @@ import numpy as np
 
 from operators import base
 from operators.shared import canonical
-from operators.fitting import fit, scored, scored_text, sparse
+from operators.fitting import fit, invent, scored, scored_text, sparse
 from operators.shared.ast_edits import NotApplicable
 
 
@@ -39,9 +40,16 @@ class ScoredEdits:
         (up to `wide_terms`: the head's whole table; fit_prune and fit_scored make the shorter
         programs of its front). Scored parents' terms are the starting weights."""
         problem = self._wide_problem()
-        start = self._parent_terms(request, problem)
         target = self._target(request.targets(), self._wide_sample)
-        result = scored.fit_wide(problem, target, self.settings.wide_terms, start=start)
+        allowed = None
+        if self.settings.invent:   # one term per head, for every query alike (per class, a table in each)
+            sample = self._wide_sample
+            invented = invent.token_weights(sample.tokens, sample.lengths, target)
+            if invented:
+                problem = problem.extended(sample, [invented])
+                allowed = problem.unconditioned([len(problem.keys) - 1])
+        start = self._parent_terms(request, problem)
+        result = scored.fit_wide(problem, target, self.settings.wide_terms, start=start, allowed=allowed)
         edit = f"refitted scored parents' {len(start)} terms as {len(result.terms)}" if start else None
         return self._scored_child(result, request, "fit_wide", edit)
 

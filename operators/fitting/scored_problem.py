@@ -15,6 +15,7 @@ take and give (R, N) rows for callers that score a fit on other sentences.
 from __future__ import annotations
 
 import ast
+import copy
 import functools
 
 import numpy as np
@@ -48,6 +49,27 @@ class Problem:
         self.starts = np.flatnonzero(np.r_[True, self.entry_row[1:] != self.entry_row[:-1]])  # each row's first
         self.segment = np.cumsum(np.r_[0, np.diff(self.entry_row) != 0])   # (E,) its row's number in that order
         self.segment_weight = self.row_weight[order]                       # row weights in that order
+
+    def extended(self, sample, extra: list[Feature]) -> "Problem":
+        """Returns this problem with more key terms on the same sample (each also per query class),
+        sharing everything that does not change."""
+        out = copy.copy(self)
+        for cached in ("scale", "by_expr"):
+            out.__dict__.pop(cached, None)
+        out.keys = self.keys + list(extra)
+        out.feats = out.keys + [score_terms.conditioned(q, f) for q in self.queries for f in out.keys]
+        dense = np.stack([sample.pack([score_terms.values(f, list(t)) for t in sample.tokens]) for f in extra])
+        added = dense.reshape(len(extra), -1)[:, self.entry].T.astype(np.float32)   # (E, m)
+        out.values = np.ascontiguousarray(np.hstack([self.values, added]))
+        return out
+
+    def unconditioned(self, keys: list[int]) -> np.ndarray:
+        """Returns a mask over the terms (F,) that leaves out these key terms' per-query-class copies."""
+        mask = np.ones(len(self.feats), dtype=bool)
+        k = len(self.keys)
+        for key in keys:
+            mask[[k + c * k + key for c in range(len(self.queries))]] = False
+        return mask
 
     def flat(self, rows: np.ndarray) -> np.ndarray:
         """Returns (R, N) rows (a head's target) at the valid entries (E,), in double precision."""

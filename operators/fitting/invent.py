@@ -1,0 +1,72 @@
+"""Terms invented for a head from its own attention, beyond the fixed vocabulary.
+
+    key_weight(tokens, {" the": 1.3, ",\\"": 0.9, " March": -1.1})   on the tokens this head favours
+
+A closed vocabulary says where a key is and what kind of token it is, never which token. Many
+heads, most of all the diffuse ones of a small Llama's early layers, favour particular tokens
+(" the", a bare space, closing quotes). `token_weights` reads that off the head itself: on the fit
+sample, each key token's *lift*, the attention it receives over the share a uniform head would give
+it among the keys a query sees, for tokens seen at least `MIN_COUNT` times (the first token
+excluded: `sink` has it). The `SIZE` tokens furthest from the median lift, as log-lifts rounded to one
+decimal and measured from the median token's, make one score term. The wide fit weighs it beside the vocabulary, and its L1 penalty
+drops it where it does not help.
+
+Measured outside the search on smollm2-135m (18 heads, every 30th from two offsets, `fit_wide`
+alone): +0.012 mean IoU on unseen prose, +0.018 on the search text; 120 tokens instead of 40 add
+0.001; token sets instead of weights, key positions, or more fitting steps add nothing on the prose.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from operators.shared.score_terms import Feature
+from evo import prelude
+
+MIN_COUNT = 4   # a token must be a key this often in the sample to get a weight
+SIZE = 40       # tokens in a head's table: those whose lift is furthest from the median
+
+
+def token_weights(tokens: list[list[str]], lengths: list[int], rows: np.ndarray) -> Feature | None:
+    """Returns the key-token term for target rows (R, N) on the sample's sentences, or None when no token
+    is seen often enough."""
+    lifts, typical = _lifts(tokens, lengths, rows)
+    if not lifts:
+        return None
+    # the median token's lift: measured here, a better zero than a typical key's (+0.014 against +0.006 IoU on
+    # unseen prose); a typical key's where too few tokens are seen often enough to have a median
+    mid = float(np.median(list(lifts.values()))) if len(lifts) >= 3 else typical
+    ranked = sorted(lifts, key=lambda w: (-abs(lifts[w] - mid), w))[:SIZE]
+    table = {w: round(lifts[w] - mid, 1) for w in ranked}
+    table = {w: v for w, v in sorted(table.items(), key=lambda kv: (-kv[1], kv[0])) if v != 0.0}
+    return term(table) if table else None
+
+
+def term(table: dict[str, float]) -> Feature:
+    """Returns the score term `key_weight(tokens, table)` with its meaning in words."""
+    up = [w for w, v in table.items() if v > 0][:3]
+    down = [w for w, v in table.items() if v < 0][-3:]
+    said = "on the tokens this head favours" + (f" ({', '.join(map(repr, up))}, ...)" if up else "")
+    if down:
+        said += f", off those it avoids ({', '.join(map(repr, down))}, ...)"
+    return Feature(f"key_weight(tokens, {table!r})", said, False,
+                   lambda t, table=dict(table): prelude.key_weight(t, table))
+
+
+def _lifts(tokens: list[list[str]], lengths: list[int], rows: np.ndarray) -> tuple[dict[str, float], float]:
+    """Returns each often-seen key token's log lift (attention received over a uniform share of the visible
+    keys), and the log lift of a typical key (over every key seen, rare tokens included): a token not in
+    the table scores as a typical key."""
+    received = collections.defaultdict(list)
+    r = 0
+    for toks, n in zip(tokens, lengths):
+        block = rows[r:r + n, :n]   # (n, n) this sentence's rows
+        r += n
+        for j in range(1, n - 1):
+            seen = block[j:, j] * np.arange(j + 1, n + 1)   # each later query's weight on j, over 1 / its keys
+            received[toks[j]].append(float(seen.mean()))
+    every = [x for v in received.values() for x in v]
+    typical = float(np.log(np.mean(every) + 1e-3)) if every else 0.0
+    return {w: float(np.log(np.mean(v) + 1e-3)) for w, v in received.items() if len(v) >= MIN_COUNT}, typical

@@ -1,0 +1,61 @@
+"""Invented terms: a head's favourite key tokens become one readable score term that the wide fit uses."""
+
+import numpy as np
+
+from evo import prelude, sandbox
+from operators.fitting import invent
+
+SENTENCES = [["<s>", " the", " cat", " saw", " the", " dog", "."],
+             ["<s>", " a", " cat", " and", " the", " bird", "."],
+             ["<s>", " the", " sun", " rose", " over", " the", " hill", "."],
+             ["<s>", " birds", " sang", " in", " the", " trees", "."]]
+
+
+def _head_that_favours(word: str, strength: float = 8.0) -> tuple[list[int], np.ndarray]:
+    """Returns lengths and packed causal rows (R, N) of a head whose keys score `strength` on `word`."""
+    lengths = [len(t) for t in SENTENCES]
+    rows = np.zeros((sum(lengths), max(lengths)))
+    r = 0
+    for tokens in SENTENCES:
+        n = len(tokens)
+        scores = np.where(np.array(tokens) == word, strength, 0.0)[None, :].repeat(n, axis=0)
+        scores = np.where(np.tril(np.ones((n, n))) > 0, scores, -np.inf)
+        a = np.exp(scores - scores.max(axis=1, keepdims=True))
+        rows[r:r + n, :n] = a / a.sum(axis=1, keepdims=True)
+        r += n
+    return lengths, rows
+
+
+def test_the_favoured_token_gets_the_highest_weight():
+    lengths, rows = _head_that_favours(" the")
+    term = invent.token_weights(SENTENCES, lengths, rows)
+    table = prelude_table(term.expr)
+    assert max(table, key=table.get) == " the" and table[" the"] > 1.0
+    assert "favours (' the'" in term.meaning
+
+
+def test_a_head_with_no_token_seen_often_enough_gets_no_term():
+    lengths, rows = _head_that_favours(" the")
+    assert invent.token_weights([t[:2] for t in SENTENCES], [2] * 4, rows[:8, :2]) is None
+
+
+def test_the_term_runs_standalone_in_the_sandbox_and_matches_its_computed_values():
+    lengths, rows = _head_that_favours(" cat")
+    term = invent.token_weights(SENTENCES, lengths, rows)
+    source = ("from evo.prelude import key_weight, sink, softmax_rows\n\n\ndef attention(tokens):\n"
+              f"    scores = 2.0 * {term.expr}\n    return softmax_rows(scores)\n")
+    outcome = sandbox.run(source, [SENTENCES[0]])
+    assert outcome.ok, outcome.error
+    expected = prelude.softmax_rows(2.0 * term.compute(SENTENCES[0]))
+    np.testing.assert_allclose(outcome.matrices[0], expected, atol=1e-9)
+
+
+def test_key_weight_scores_each_key_by_its_own_token():
+    got = prelude.key_weight(["a", "b", "a"], {"a": 1.5})
+    np.testing.assert_array_equal(got, [[1.5, 0, 1.5]] * 3)
+
+
+def prelude_table(expr: str) -> dict:
+    """Returns the dict literal inside `key_weight(tokens, {...})`."""
+    import ast
+    return ast.literal_eval(ast.parse(expr, mode="eval").body.args[1])
