@@ -70,7 +70,7 @@ def test_failed_programs_are_kept_but_never_selected(tmp_path):
     e.seed(SEEDS + [bad])
     i = e.archive.by_id["neg"]
     assert not e.archive.records[i].ok and e.archive.records[i].error == "negative weight"
-    assert all(i not in sel for sel in e.selected)
+    assert all(i not in sel for sel in e.heads.selected)
     assert e.snapshot().errors == 1
 
 
@@ -200,7 +200,7 @@ def test_downstream_cost_is_measured_once_near_fronts_and_becomes_an_objective(t
         assert (best, k) in e.archive.ppl
         table = selection.objectives(e.archive.iou[:, k], e.archive.lengths, e.archive.ppl_column(k))
         assert e.fronts[k] == _brute_front(table, np.flatnonzero(e.archive.ok))
-    assert all(len(e.selected[k]) > 0 for k in range(len(TARGETS)))
+    assert all(len(e.heads.selected[k]) > 0 for k in range(len(TARGETS)))
     state = e.state()
     assert state["archive"]["ppl"] and archive.Archive.from_state(state["archive"]).ppl == e.archive.ppl
 

@@ -41,9 +41,9 @@ def items(archive, margin: float, limit: int | None = None) -> list[tuple[int, i
 
 
 class Cascade:
-    """At most one background measurement of downstream costs at a time."""
+    """At most one background measurement of downstream costs at a time (none without a downstream measure)."""
 
-    def __init__(self, downstream: Downstream):
+    def __init__(self, downstream: Downstream | None):
         self.downstream = downstream
         self._pending: tuple[list, threading.Thread, dict] | None = None
 
@@ -53,7 +53,7 @@ class Cascade:
 
     def start(self, archive, margin: float, limit: int | None = None) -> None:
         """Starts measuring the pairs `items(archive, margin, limit)` in a background thread."""
-        if self._pending is not None:
+        if self._pending is not None or self.downstream is None:
             return
         pairs = items(archive, margin, limit)
         if not pairs:

@@ -15,6 +15,7 @@ import pathlib
 import numpy as np
 
 from evo import files, run
+from evo.search import progress
 from evo.errors import UserError
 
 SCHEMA_VERSION = run.SCHEMA_VERSION
@@ -85,4 +86,4 @@ def restore(engine, state: dict) -> None:
     engine.operator_failures = int(state.get("operator_failures", 0))
     engine.stall = int(state.get("stall", 0))
     engine.log_bytes = int(state["log_bytes"])
-    engine.resume_clock(float(state["spent"]["seconds"]))
+    engine.clock = progress.Clock(float(state["spent"]["seconds"]))   # this session's clock on top of the earlier

@@ -26,8 +26,8 @@ from typing import Callable
 import numpy as np
 
 from evo.search import archive as archive_mod
-from evo import program, run
-from evo.search import cascade, checkpoint, parents, progress, runlog, selection
+from evo import run
+from evo.search import budgets, cascade, checkpoint, intake, parents, progress, runlog, selection
 from evo.search import heads as heads_mod
 from evo.errors import UserError
 from operators import base
@@ -36,13 +36,7 @@ LOG = run.LOG
 INTERRUPTED = "interrupted"
 
 
-@dataclasses.dataclass(frozen=True)
-class Budget:
-    """When to stop; None means unbounded. The first one reached wins."""
-
-    max_programs: int | None = 500  # unique programs evaluated, seeds included
-    generations: int | None = None  # generations bred after the seeds
-    max_hours: float | None = None  # wall-clock over all sessions of the run
+Budget = budgets.Budget  # when to stop (evo.search.budgets)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,13 +85,13 @@ class Search:
         self.log_bytes = 0
         self.clock = progress.Clock()
         self._committed: dict | None = None
-        self._cascade: cascade.Cascade | None = None  # made on first use
+        self._cascade = cascade.Cascade(downstream)   # a no-op without a downstream measure
 
     # ---- the loop -------------------------------------------------------------------
 
     def seed(self, programs: list[tuple[str, str, str]]) -> None:
         """Evaluates the starting programs (id, source, origin), clusters heads, checkpoints."""
-        fresh = _unique([base.Child(source=src, parents=(), operator=origin, meta={"id": pid})
+        fresh = intake.unique([base.Child(source=src, parents=(), operator=origin, meta={"id": pid})
                          for pid, src, origin in programs])
         results = self.evaluator([c.source for c in fresh])
         if not any(r.ok for r in results):
@@ -105,7 +99,7 @@ class Search:
             raise UserError(f"none of the {len(fresh)} starting programs ran (first error: {first})")
         self._add(fresh, results)
         self._start_cascade()
-        self._finish_cascade()
+        self._cascade.finish(self.archive)
         profiles = self.archive.iou[self.archive.ok].T  # (K, seeds)
         n_islands = self.settings.islands or max(1, round(np.sqrt(self.archive.n_heads)))
         self.islands = selection.cluster(profiles, n_islands, self.rng)
@@ -117,15 +111,16 @@ class Search:
         self.operator.known(self.archive.by_key)
         self._start_cascade()
         while (reason := self.exhausted()) is None:
-            requests = parents.requests(self._batch(), self)
+            requests = parents.requests(budgets.batch(self.budget, self.settings.batch_size, len(self.archive)), self)
             children = self.operator.vary(requests)
             if should_stop():
                 return self._interrupt()
-            fresh, targets = self._fresh(children, requests)
+            fresh, targets, failed = intake.fresh(children, requests, self.archive.by_key)
+            self.operator_failures += failed
             results = self.evaluator([c.source for c in fresh]) if fresh else []
             if should_stop():
                 return self._interrupt()
-            self._finish_cascade()
+            self._cascade.finish(self.archive)
             self.heads.aimed(requests)
             self.generation += 1
             before = self.best
@@ -134,75 +129,27 @@ class Search:
             self.stall = 0 if fresh else self.stall + 1
             self._commit()
             self._start_cascade()
-        if self._cascade is not None and self._cascade.running:
-            self._finish_cascade()
+        if self._cascade.running:
+            self._cascade.finish(self.archive)
             self._commit()
         self._message(f"stopped: {reason}")
         return reason
 
     def exhausted(self) -> str | None:
         """Returns why the search must stop now, or None."""
-        b = self.budget
-        if b.max_programs is not None and len(self.archive) >= b.max_programs:
-            return f"reached --max-programs {b.max_programs} ({len(self.archive)} programs evaluated)"
-        if b.generations is not None and self.generation >= b.generations:
-            return f"reached --generations {b.generations}"
-        if b.max_hours is not None and self.elapsed() >= b.max_hours * 3600:
-            return f"reached --max-hours {b.max_hours:g}"
-        if self.stall >= self.settings.stall_generations:
-            return f"the operators produced no new program in {self.stall} generations"
-        return self.operator.exhausted()
+        return budgets.stop_reason(self.budget, len(self.archive), self.generation, self.elapsed(), self.stall,
+                                   self.settings.stall_generations) or self.operator.exhausted()
 
     # ---- one generation -------------------------------------------------------------
 
-    def _batch(self) -> int:
-        n = self.settings.batch_size
-        if self.budget.max_programs is not None:
-            n = min(n, self.budget.max_programs - len(self.archive))
-        return n
-
-    def _fresh(self, children: list[base.Child], requests: list[base.Request]):
-        """Returns the children never evaluated before (first of each kept) and their target heads."""
-        assert len(children) == len(requests), "operator returned a different number of children"
-        made = [(c, r.heads) for c, r in zip(children, requests) if c.source is not None]
-        self.operator_failures += len(children) - len(made)
-        kept = _unique([c for c, _ in made], set(self.archive.by_key))
-        targets = {id(c): heads for c, heads in made}
-        return kept, [targets[id(c)] for c in kept]
-
     def _add(self, children: list[base.Child], results: list, targets: list | None = None) -> None:
-        """Puts evaluated children into the archive and the log."""
-        assert len(children) == len(results), "evaluator returned a different number of results"
-        entries = []
-        for child, res, target in zip(children, results, targets or [()] * len(children)):
-            record = archive_mod.Record(
-                id=self._new_id(child.meta.get("id") if not child.parents else None), key=res.key,
-                source=child.source, parents=tuple(child.parents), operator=child.operator,
-                generation=self.generation, length=int(res.length), ok=bool(res.ok),
-                error=res.error, seconds=float(res.seconds), target=tuple(target))
-            iou = res.iou if res.ok else None
-            self.archive.add(record, iou)
-            entries.append(runlog.line(record, iou))
-        self.log_bytes = runlog.append(self.run_dir / LOG, entries)
-
-    def _new_id(self, wanted: str | None) -> str:
-        pid = wanted or f"p{len(self.archive):06d}"
-        base_id, n = pid, 1
-        while pid in self.archive.by_id:
-            n += 1
-            pid = f"{base_id}-{n}"
-        return pid
+        """Puts evaluated children into the archive and the log (evo.search.intake)."""
+        self.log_bytes = intake.add(self.archive, self.run_dir / LOG, self.generation, children, results, targets)
 
     def _start_cascade(self) -> None:
         """Starts the downstream cascade for the archive as committed (see evo.search.cascade)."""
-        if self.downstream is not None:
-            self._cascade = self._cascade or cascade.Cascade(self.downstream)
-            self._cascade.start(self.archive, self.settings.cascade_margin, self.settings.cascade_pairs)
-
-    def _finish_cascade(self) -> None:
-        """Joins the downstream cascade in flight and records its costs."""
-        if self._cascade is not None:
-            self._cascade.finish(self.archive)
+        self._cascade.downstream = self.downstream   # the measure may be plugged in after construction
+        self._cascade.start(self.archive, self.settings.cascade_margin, self.settings.cascade_pairs)
 
     def _commit(self) -> None:
         """Updates head stats, selects per head, writes the checkpoint and reports."""
@@ -237,33 +184,17 @@ class Search:
         """Returns each head's first non-dominated front (archive rows)."""
         return self.heads.fronts
 
-    @property
-    def selected(self) -> list[list[int]]:
-        """Returns each head's NSGA-II selection (archive rows)."""
-        return self.heads.selected
-
     def population(self) -> list[list[int]]:
         """Returns each island's population: the union of its heads' NSGA-II selections."""
-        n = int(self.islands.max()) + 1
-        return [sorted({i for k in np.flatnonzero(self.islands == j) for i in self.heads.selected[k]})
-                for j in range(n)]
+        return self.heads.population(self.islands)
 
     def elapsed(self) -> float:
         """Returns the wall-clock seconds spent over all sessions of the run."""
         return self.clock.elapsed()
 
-    def resume_clock(self, spent: float) -> None:
-        """Starts this session's clock on top of the seconds earlier sessions spent."""
-        self.clock = progress.Clock(spent)
-
     def snapshot(self) -> progress.Snapshot:
         """Returns the figures the progress display shows."""
-        best, b = self.best, self.budget
-        return progress.Snapshot(
-            generation=self.generation, evaluated=len(self.archive), budget=b.max_programs,
-            mean_best=float(best.mean()), heads_above=int((best >= 0.8).sum()),
-            n_heads=self.archive.n_heads, errors=int((~self.archive.ok).sum()) + self.operator_failures,
-            elapsed=self.elapsed(), eta=self.clock.eta(b, len(self.archive)), operator=self.operator.stats())
+        return progress.snapshot(self)
 
     def _message(self, text: str) -> None:
         if self.reporter is not None:
@@ -282,13 +213,3 @@ class Search:
         self.heads.select(self.archive, self.settings, self.downstream is not None)
         self._committed = self.state()
 
-
-def _unique(children: list[base.Child], seen: set[str] | None = None) -> list[base.Child]:
-    """Returns the children whose normalised source is new, the first of each."""
-    seen, out = set(seen or ()), []
-    for child in children:
-        key = program.key(child.source)
-        if key not in seen:
-            seen.add(key)
-            out.append(child)
-    return out

@@ -51,3 +51,8 @@ class Heads:
         self.improved_at = np.asarray(state["improved_at"], dtype=np.int64)
         self.since = np.asarray(state["since"], dtype=np.int64)
         self.last_best = best
+
+    def population(self, islands: np.ndarray) -> list[list[int]]:
+        """Returns each island's population: the union of its heads' NSGA-II selections."""
+        return [sorted({i for k in np.flatnonzero(islands == j) for i in self.selected[k]})
+                for j in range(int(islands.max()) + 1)]

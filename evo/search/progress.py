@@ -121,3 +121,13 @@ def _table(s: Snapshot):
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+def snapshot(engine) -> Snapshot:
+    """Returns the figures the progress display shows for a search engine."""
+    best, b = engine.best, engine.budget
+    return Snapshot(
+        generation=engine.generation, evaluated=len(engine.archive), budget=b.max_programs,
+        mean_best=float(best.mean()), heads_above=int((best >= 0.8).sum()),
+        n_heads=engine.archive.n_heads, errors=int((~engine.archive.ok).sum()) + engine.operator_failures,
+        elapsed=engine.elapsed(), eta=engine.clock.eta(b, len(engine.archive)), operator=engine.operator.stats())

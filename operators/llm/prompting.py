@@ -58,7 +58,8 @@ LINGUISTIC_DOC = [
     "`nouns`, `verbs`, `previous_noun`, `previous_verb` `(tokens)` (n, n)",
 ]
 SCORES_DOC = "- Score terms to weight and add inside `softmax_rows`: `steps_back(tokens, d)`, `log_distance(tokens)`, " \
-    "`sink_later(tokens)` (n, n); `query_is(tokens, \"NOUN\") * (1.4 * key_is(tokens, \"DET\") + ...)` scores " \
+    "`sink_later(tokens)` (n, n); `key_weight(tokens, {\" the\": 1.2, \",\": -0.8})` scores each key by its " \
+    "own token; `query_is(tokens, \"NOUN\") * (1.4 * key_is(tokens, \"DET\") + ...)` scores " \
     "what one kind of query word looks at"
 
 
