@@ -41,3 +41,10 @@ def test_every_page_the_readme_links_exists():
     for target in re.findall(r"\]\(([^)#]+)\)", readme):
         if not target.startswith("http"):
             assert (ROOT / target).exists(), f"README links {target}, which does not exist"
+
+
+def test_every_source_file_the_docs_name_exists():
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for page in pages:
+        for path in re.findall(r"(?<![\w/])((?:evo|operators|bench|tests)/[\w/]+\.py)", page.read_text(encoding="utf-8")):
+            assert (ROOT / path).is_file(), f"{page.name} names {path}, which does not exist"

@@ -327,3 +327,24 @@ def test_an_llm_that_talks_nonsense_costs_only_failed_children(tiny_attention_se
     state = checkpoint.load(tmp_path / "run")
     ok = {r["id"] for r in records if r["ok"]}
     assert all(pid in ok for front in state["fronts"] for pid in front)
+
+
+def test_resuming_a_run_whose_cached_set_was_damaged_captures_it_again(tiny_gpt2_dir, tmp_path, monkeypatch):
+    """Injects: bytes overwritten in the cached attention set of a stopped run. Checks: `evo resume` warns that
+    it captures the set again, accepts the new one (same fingerprint) and finishes with exit 0."""
+    monkeypatch.setenv("HEADCODE_CACHE", str(tmp_path / "cache"))
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(conftest.SENTENCES) + "\n", encoding="utf-8")
+    run_dir = tmp_path / "run"
+    first = _evo("search", "--model", tiny_gpt2_dir, "--corpus", corpus, "--run-dir", run_dir, "--max-programs", 30,
+                 "--workers", 1, "--seed", 4)
+    assert first.returncode == 0, first.stderr
+    folder = next((tmp_path / "cache" / "attention").iterdir())
+    tensors = folder / attention_set.TENSOR_FILE
+    with open(tensors, "r+b") as f:
+        f.seek(tensors.stat().st_size // 2)
+        f.write(b"\x7b" * 32)
+    resumed = _evo("resume", run_dir, "--max-programs", 40)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "damaged; capturing it again" in resumed.stderr
+    assert checkpoint.load(run_dir)["spent"]["programs"] == 40
