@@ -22,7 +22,7 @@ TERM_FAMILIES = {
                       "word_endings", "word_head", "same_word", "previous_word"),
     "part of speech": ("key_is", "query_is", "pos_pair", "nouns", "verbs", "previous_noun", "previous_verb",
                        "pos_matrix"),
-    "which token": ("key_weight",),
+    "which token": ("key_weight", "key_after"),
     "syntax": ("head_matrix", "grandparent_matrix", "sibling_matrix", "chunk_matrix", "clause_matrix", "key_dep",
                "dependent_matrix"),
 }

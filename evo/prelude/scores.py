@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["steps_back", "log_distance", "sink_later", "key_weight"]
+__all__ = ["steps_back", "log_distance", "sink_later", "key_weight", "key_after"]
 
 
 def steps_back(tokens: Sequence[str], d: int) -> np.ndarray:
@@ -47,4 +47,15 @@ def key_weight(tokens: Sequence[str], weights: dict) -> np.ndarray:
     """
     n = len(tokens)
     column = np.array([float(weights.get(t, 0.0)) for t in tokens], dtype=np.float64)
+    return np.broadcast_to(column, (n, n)).copy()
+
+
+def key_after(tokens: Sequence[str], weights: dict) -> np.ndarray:
+    """Returns (n, n): in column j, `weights[tokens[j - 1]]` (0 for the first token and tokens not listed).
+
+    What a head favours by the token just before the key, e.g. the word after " the":
+    `key_after(tokens, {" the": 1.1, ",": 0.6})`.
+    """
+    n = len(tokens)
+    column = np.array([0.0] + [float(weights.get(t, 0.0)) for t in tokens[:-1]], dtype=np.float64)[:n]
     return np.broadcast_to(column, (n, n)).copy()

@@ -44,10 +44,10 @@ class ScoredEdits:
         allowed = None
         if self.settings.invent:   # one term per head, for every query alike (per class, a table in each)
             sample = self._wide_sample
-            invented = invent.token_weights(sample.tokens, sample.lengths, target)
+            invented = invent.terms(sample.tokens, sample.lengths, target)
             if invented:
-                problem = problem.extended(sample, [invented])
-                allowed = problem.unconditioned([len(problem.keys) - 1])
+                problem = problem.extended(sample, invented)
+                allowed = problem.unconditioned(list(range(len(problem.keys) - len(invented), len(problem.keys))))
         start = self._parent_terms(request, problem)
         result = scored.fit_wide(problem, target, self.settings.wide_terms, start=start, allowed=allowed)
         edit = f"refitted scored parents' {len(start)} terms as {len(result.terms)}" if start else None

@@ -59,7 +59,7 @@ LINGUISTIC_DOC = [
 ]
 SCORES_DOC = "- Score terms to weight and add inside `softmax_rows`: `steps_back(tokens, d)`, `log_distance(tokens)`, " \
     "`sink_later(tokens)` (n, n); `key_weight(tokens, {\" the\": 1.2, \",\": -0.8})` scores each key by its " \
-    "own token; `query_is(tokens, \"NOUN\") * (1.4 * key_is(tokens, \"DET\") + ...)` scores " \
+    "own token, `key_after(tokens, {...})` by the token before it; `query_is(tokens, \"NOUN\") * (1.4 * key_is(tokens, \"DET\") + ...)` scores " \
     "what one kind of query word looks at"
 
 
