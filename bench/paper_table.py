@@ -13,8 +13,9 @@ or measuring again (`--redo` measures again):
     export          evo export RUN --out RUN/paper/front
     held-out IoU    each head's best fit and readable pick scored against that head on --corpus
                     (or the validation split), as the paper scores its programs
-    perplexity      evo replace RUN --fraction 0.5 --corpus TEXT (cost-aware schedule): the curve at
-                    25 % and 50 % of heads
+    perplexity      evo replace RUN --fraction 0.5 --corpus TEXT (cost-aware schedule, 2 candidates a head
+                    measured on 32 selection sentences, so that a 270-head model takes minutes, not hours):
+                    the curve at 25 % and 50 % of heads
     question        evo replace RUN --fraction 0.25 --task builtin: multiple-choice accuracy
     answering       before and after 25 % of heads are replaced
 
@@ -55,6 +56,11 @@ def main(argv=None) -> int:
     p.add_argument("--programs", type=int, default=500, help="programs a new search evaluates (default: 500)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default: 2)")
     p.add_argument("--task-items", type=int, default=None, help="score only the first N task items")
+    p.add_argument("--candidates", type=int, default=2, help="programs per head the cost schedule measures "
+                                                               "(evo replace --candidates; default: 2)")
+    p.add_argument("--select-sentences", type=int, default=32, help="selection sentences the cost schedule "
+                                                                      "measures on (default: 32)")
+    p.add_argument("--recheck", type=int, default=1, help="front runners re-measured per step (default: 1)")
     p.add_argument("--redo", action="store_true", help="measure again even where RUN/paper/ holds a result")
     p.add_argument("--only", action="append", default=[], help="measure only these models (rows of the others "
                                                                 "are read from --json when there)")
@@ -93,10 +99,10 @@ def measure(model: str, run_dir: pathlib.Path, args) -> dict:
     held = _cached(paper / "heldout.json", args.redo,
                    lambda: readable.measure(front, args.corpus, "validation", args.workers))
     curve = _cached(paper / "replace50.json", args.redo, lambda: _replace(
-        run_dir, paper / "replace50.json", "--fraction", "0.5", "--corpus", args.corpus))
+        run_dir, paper / "replace50.json", args, "--fraction", "0.5", "--corpus", args.corpus))
     task_flags = ["--task-items", str(args.task_items)] if args.task_items else []
     task = _cached(paper / "replace25-task.json", args.redo, lambda: _replace(
-        run_dir, paper / "replace25-task.json", "--fraction", "0.25", "--corpus", args.corpus,
+        run_dir, paper / "replace25-task.json", args, "--fraction", "0.25", "--corpus", args.corpus,
         "--task", "builtin", *task_flags))
     doc = json.loads((front / "front.json").read_text())
     best_search = [h["best"]["iou"] for h in doc["heads"]]
@@ -134,9 +140,10 @@ def _cached(path: pathlib.Path, redo: bool, compute) -> dict:
     return json.loads(path.read_text())
 
 
-def _replace(run_dir: pathlib.Path, out: pathlib.Path, *flags: str) -> None:
-    """Runs `evo replace` on the run, writing its report to out."""
-    _evo("replace", str(run_dir), "--json", str(out), *flags)
+def _replace(run_dir: pathlib.Path, out: pathlib.Path, args, *flags: str) -> None:
+    """Runs `evo replace` on the run (the cost schedule, as lean as the flags say), writing its report to out."""
+    _evo("replace", str(run_dir), "--json", str(out), "--candidates", str(args.candidates),
+         "--select-sentences", str(args.select_sentences), "--recheck", str(args.recheck), *flags)
 
 
 def _evo(*argv: str) -> None:

@@ -59,3 +59,21 @@ def prelude_table(expr: str) -> dict:
     """Returns the dict literal inside `key_weight(tokens, {...})`."""
     import ast
     return ast.literal_eval(ast.parse(expr, mode="eval").body.args[1])
+
+
+def test_a_head_that_looks_at_the_word_after_the_gets_a_key_after_term():
+    lengths = [len(t) for t in SENTENCES]
+    rows = np.zeros((sum(lengths), max(lengths)))
+    r = 0
+    for tokens in SENTENCES:
+        n = len(tokens)
+        after_the = np.array([0.0] + [8.0 if t == " the" else 0.0 for t in tokens[:-1]])
+        scores = np.where(np.tril(np.ones((n, n))) > 0, after_the[None, :], -np.inf)
+        a = np.exp(scores - scores.max(axis=1, keepdims=True))
+        rows[r:r + n, :n] = a / a.sum(axis=1, keepdims=True)
+        r += n
+    made = invent.terms(SENTENCES, lengths, rows)
+    after = next(f for f in made if f.expr.startswith("key_after("))
+    table = prelude_table(after.expr)
+    assert max(table, key=table.get) == " the" and "\x00" not in table
+    np.testing.assert_array_equal(prelude.key_after(["a", " the", "b"], {" the": 2.0})[0], [0, 0, 2.0])
