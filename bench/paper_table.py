@@ -61,6 +61,8 @@ def main(argv=None) -> int:
     p.add_argument("--select-sentences", type=int, default=32, help="selection sentences the cost schedule "
                                                                       "measures on (default: 32)")
     p.add_argument("--recheck", type=int, default=1, help="front runners re-measured per step (default: 1)")
+    p.add_argument("--half", action=argparse.BooleanOptionalAction, default=True,
+                   help="also measure the curve to 50 %% of heads (--no-half: 25 %% only, from the task run)")
     p.add_argument("--redo", action="store_true", help="measure again even where RUN/paper/ holds a result")
     p.add_argument("--only", action="append", default=[], help="measure only these models (rows of the others "
                                                                 "are read from --json when there)")
@@ -99,7 +101,7 @@ def measure(model: str, run_dir: pathlib.Path, args) -> dict:
     held = _cached(paper / "heldout.json", args.redo,
                    lambda: readable.measure(front, args.corpus, "validation", args.workers))
     curve = _cached(paper / "replace50.json", args.redo, lambda: _replace(
-        run_dir, paper / "replace50.json", args, "--fraction", "0.5", "--corpus", args.corpus))
+        run_dir, paper / "replace50.json", args, "--fraction", "0.5", "--corpus", args.corpus)) if args.half else None
     task_flags = ["--task-items", str(args.task_items)] if args.task_items else []
     task = _cached(paper / "replace25-task.json", args.redo, lambda: _replace(
         run_dir, paper / "replace25-task.json", args, "--fraction", "0.25", "--corpus", args.corpus,
@@ -112,7 +114,8 @@ def measure(model: str, run_dir: pathlib.Path, args) -> dict:
         "iou_heldout": held["best"]["mean_iou"], "heads_08_heldout": held["best"]["at_least_0.8"],
         "readable_iou_heldout": held["readable"]["mean_iou"], "readable_median_length": held["readable"]["median_length"],
         "best_median_length": held["best"]["median_length"],
-        "ppl25": _at(curve, 0.25), "ppl50": _at(curve, 0.5), "ppl_text": curve.get("sentences"),
+        "ppl25": _at(curve or task, 0.25), "ppl50": _at(curve, 0.5) if curve else None,
+        "ppl_text": (curve or task).get("sentences"),
         "task_before": task["task"]["unmodified"]["acc"], "task_after25": task["task"]["replaced"]["acc"],
         "task_uniform25": task["task"]["uniform"]["acc"], "task_items": task["task"]["unmodified"]["items"],
     }
@@ -174,12 +177,12 @@ def line(row: dict) -> str:
     """Returns one row as a line of text."""
     return (f"{row['model']}: {row['heads']} heads, {row['programs']} programs, IoU search {row['iou_search']:.3f} / "
             f"held-out {row['iou_heldout']:.3f}, readable {row['readable_iou_heldout']:.3f}, "
-            f"ppl +{_pct(row['ppl25'])} / +{_pct(row['ppl50'])}, task {row['task_before']:.3f} -> "
+            f"ppl {_pct(row['ppl25'])} / {_pct(row['ppl50'])}, task {row['task_before']:.3f} -> "
             f"{row['task_after25']:.3f}")
 
 
 def _pct(x) -> str:
-    return "–" if x is None else f"{100 * x:.1f} %"
+    return "–" if x is None else f"{100 * x:+.1f} %"
 
 
 def markdown(doc: dict) -> str:
@@ -187,12 +190,12 @@ def markdown(doc: dict) -> str:
     head = ("| model | heads | programs | IoU, search text | IoU, held-out | heads >= 0.8 (held-out) | "
             "readable: IoU held-out, median nodes | perplexity, 25 % / 50 % replaced | "
             "multiple choice, before -> 25 % replaced |\n|---|---|---|---|---|---|---|---|---|\n")
-    paper = "".join(f"| {r['model']} | {r['heads']} | < 1,000 | – | {r['iou']:.3f} | – | – | +{_pct(r['ppl25'])} / – | – |\n"
+    paper = "".join(f"| {r['model']} | {r['heads']} | < 1,000 | – | {r['iou']:.3f} | – | – | {_pct(r['ppl25'])} / – | – |\n"
                     for r in doc["paper"])
     ours = "".join(
         f"| **headcode, {r['model']}** | {r['heads']} | {r['programs']} | {r['iou_search']:.3f} | "
         f"**{r['iou_heldout']:.3f}** | {r['heads_08_heldout']} | {r['readable_iou_heldout']:.3f}, "
-        f"{r['readable_median_length']:.0f} | **+{_pct(r['ppl25'])}** / +{_pct(r['ppl50'])} | "
+        f"{r['readable_median_length']:.0f} | **{_pct(r['ppl25'])}** / {_pct(r['ppl50'])} | "
         f"{100 * r['task_before']:.1f} % -> {100 * r['task_after25']:.1f} % |\n" for r in doc["rows"])
     return head + paper + ours
 
