@@ -5,10 +5,9 @@ float16 tensor per sentence, key `s{i}`, shape `(n_layers * n_heads, n, n)`, hea
 `k = layer * n_heads + head`. `Writer` streams tensors to disk as they are computed (in
 any order), so neither writing nor reading needs the whole set in memory.
 
-Every sentence's tensor has a CRC-32 in `meta.json` (`checksums`), checked the first time
-the sentence is read in a process; `verify` checks them all. Sets captured before checksums
-existed are read with a finiteness check only. Derived arrays carry their own checksum in
-a `.json` file beside them and are rebuilt, with a warning, when it does not match.
+Every sentence's tensor has a CRC-32 in `meta.json`, checked when first read in a process
+(`verify`: all of them); sets made before checksums get a finiteness check only (evo.derived
+keeps the arrays computed from a set).
 """
 
 from __future__ import annotations
@@ -65,18 +64,30 @@ class AttentionSet:
         """Returns sentence i's attention as float32 (n_layers * n_heads, n, n)."""
         if not 0 <= i < len(self.tokens):
             raise IndexError(f"sentence {i} out of range: the set has {len(self.tokens)}")
+        return self._checked(i).astype(np.float32)
+
+    def _checked(self, i: int) -> np.ndarray:
+        """Returns sentence i's tensor as stored (float16), checked the first time it is read in this process."""
+        raw = self._raw(i)
+        if i not in self._verified:
+            problem = self._problem(i, raw)
+            if problem:
+                raise self.corrupt(problem)
+            self._verified.add(i)
+        return raw
+
+    def _raw(self, i: int) -> np.ndarray:
+        """Returns sentence i's float16 (K, n, n) tensor as stored, unchecked."""
         if self._handle is None:
             from safetensors import safe_open
 
             self._handle = safe_open(str(self.path / TENSOR_FILE), framework="numpy")
-        raw = self._handle.get_tensor(f"s{i}")   # float16 (K, n, n) as stored
-        if i not in self._verified:
-            problem = self._problem(i, raw)
-            if problem:
-                raise integrity.CorruptCache(f"corrupt attention set at {self.path}: {problem}; "
-                                             f"capture it again: {self.rebuild_command()}")
-            self._verified.add(i)
-        return raw.astype(np.float32)
+        return self._handle.get_tensor(f"s{i}")
+
+    def corrupt(self, problem: str) -> integrity.CorruptCache:
+        """Returns the one-line error for a damaged set: what is wrong and the command that captures it again."""
+        return integrity.CorruptCache(f"corrupt attention set at {self.path}: {problem}; "
+                                      f"capture it again: {self.rebuild_command()}")
 
     def _problem(self, i: int, raw: np.ndarray) -> str | None:
         """Returns what is wrong with sentence i's stored tensor, or None when it checks out."""
@@ -89,24 +100,20 @@ class AttentionSet:
     def verify(self) -> str | None:
         """Returns the first problem found reading every sentence (checksum, NaN/inf), or None."""
         for i in range(len(self.tokens)):
-            try:
-                self.matrices(i)
-            except integrity.CorruptCache as err:
-                return str(err)
+            problem = self._problem(i, self._raw(i))
+            if problem:
+                return problem
+            self._verified.add(i)
         return None
 
     def rebuild_command(self) -> str:
         """Returns the `evo capture` command line that makes this set again in place."""
         settings = self.meta.get("settings") or {}
-        parts = ["evo capture", "--model", str(settings.get("model") or self.model)]
-        if settings.get("corpus_path"):
-            parts += ["--corpus", str(settings["corpus_path"])]
-        elif settings.get("split"):
-            parts += ["--split", str(settings["split"])]
-        parts += ["--sentence-tokens", str(self.meta.get("max_tokens", 64))]
-        if settings.get("dtype") and settings["dtype"] != "float32":
-            parts += ["--dtype", str(settings["dtype"])]
-        return " ".join(parts + ["--out", str(self.path), "--force"])
+        text = (f"--corpus {settings['corpus_path']}" if settings.get("corpus_path")
+                else f"--split {settings.get('split') or 'search'}")
+        dtype = f" --dtype {settings['dtype']}" if settings.get("dtype", "float32") != "float32" else ""
+        return (f"evo capture --model {settings.get('model') or self.model} {text} --sentence-tokens "
+                f"{self.meta.get('max_tokens', 64)}{dtype} --out {self.path} --force")
 
     def derived(self, name: str, shape: tuple, fill, dtype=np.float32) -> np.ndarray:
         """Returns an array computed from this set, memory-mapped read-only from a file beside it.
@@ -155,7 +162,7 @@ class AttentionSet:
         aset = cls(path, meta)
         problem = aset.verify() if verify else None
         if problem:
-            raise integrity.CorruptCache(problem)
+            raise aset.corrupt(problem)
         return aset
 
 

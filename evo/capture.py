@@ -184,7 +184,7 @@ def stored(out_dir: pathlib.Path, key: str):
         return None
     problem = aset.verify() if aset.checksums is not None else "it was captured before sets carried checksums"
     if problem:
-        warnings.warn(f"the stored attention set at {out_dir} cannot be trusted ({problem.split('; capture')[0]}); "
+        warnings.warn(f"the stored attention set at {out_dir} cannot be trusted ({problem}); "
                       "capturing it again", stacklevel=3)
         return None
     return aset

@@ -77,3 +77,16 @@ def test_a_head_that_looks_at_the_word_after_the_gets_a_key_after_term():
     table = prelude_table(after.expr)
     assert max(table, key=table.get) == " the" and "\x00" not in table
     np.testing.assert_array_equal(prelude.key_after(["a", " the", "b"], {" the": 2.0})[0], [0, 0, 2.0])
+
+
+def test_an_encoder_heads_lift_counts_every_query_not_only_later_ones():
+    lengths = [len(t) for t in SENTENCES]
+    rows = np.zeros((sum(lengths), max(lengths)))
+    r = 0
+    for tokens in SENTENCES:   # bidirectional: every query sees every key, " the" scores 8
+        n = len(tokens)
+        a = np.exp(np.where(np.array(tokens) == " the", 8.0, 0.0))[None, :].repeat(n, axis=0)
+        rows[r:r + n, :n] = a / a.sum(axis=1, keepdims=True)
+        r += n
+    table = prelude_table(invent.token_weights(SENTENCES, lengths, rows, causal=False).expr)
+    assert max(table, key=table.get) == " the"

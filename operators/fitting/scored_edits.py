@@ -44,7 +44,7 @@ class ScoredEdits:
         allowed = None
         if self.settings.invent:   # one term per head, for every query alike (per class, a table in each)
             sample = self._wide_sample
-            invented = invent.terms(sample.tokens, sample.lengths, target)
+            invented = invent.terms(sample.tokens, sample.lengths, target, self.causal)
             if invented:
                 problem = problem.extended(sample, invented)
                 allowed = problem.unconditioned(list(range(len(problem.keys) - len(invented), len(problem.keys))))
