@@ -15,7 +15,6 @@ from evo import run, runlock
 from evo.explanation import measure
 from evo.search import export, picks
 from evo.errors import UserError
-from operators.shared import account
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +114,7 @@ def _from_export(path: pathlib.Path) -> Results:
                 pid = str(e["program"])
                 if pid not in sources:
                     sources[pid] = _program(path, pid)
-                words = e.get("account") or account.describe(sources[pid], causal)
+                words = e.get("account") or _first_line(sources[pid])
                 entries.append(export.Entry(pid, float(e["iou"]), int(e["length"]),
                                             None if e.get("ppl_increase") is None else float(e["ppl_increase"]),
                                             words))
@@ -138,3 +137,15 @@ def _program(path: pathlib.Path, pid: str) -> str:
         return file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"{file} is missing or unreadable ({err.__class__.__name__}); front.json names it") from None
+
+
+def _first_line(source: str) -> str:
+    """Returns an old export's program account: the first line of its docstring (export writes it there)."""
+    import ast
+
+    try:
+        doc = ast.get_docstring(ast.parse(source))
+    except (SyntaxError, ValueError):
+        return ""
+    line = doc.strip().splitlines()[0] if doc and doc.strip() else ""
+    return line.split("): ", 1)[-1].rstrip(".")  # "L5.H1 family (IoU 0.82, 41 nodes): 52 % on ..." -> its account

@@ -9,22 +9,23 @@ import dataclasses
 import pathlib
 
 from evo.errors import UserError
-from operators import base
+from operators import base, finish
 from operators.edits import symbolic
 
 KINDS = ("offline", "llm", "mixed")
 
 
 def build(settings: dict, aset_path: pathlib.Path | None, pool=None) -> base.Operator:
-    """Returns the operator for a run's settings; the offline edits run on `pool` (an evo.parallel.Pool) if given."""
+    """Returns the operator for a run's settings, its children finished (operators.finish); the offline
+    edits run on `pool` (an evo.parallel.Pool) if given."""
     kind = settings.get("operators", "offline")
     if kind not in KINDS:
         raise UserError(f"unknown operators {kind!r}; choose one of {', '.join(KINDS)}")
     offline = build_symbolic(settings.get("symbolic", {}), aset_path, pool)
     if kind == "offline":
-        return offline
+        return finish.Finished(offline, offline.causal)
     from operators.llm import setup as llm_setup
-    return llm_setup.build(settings, aset_path, offline)
+    return finish.Finished(llm_setup.build(settings, aset_path, offline), offline.causal)
 
 
 def build_symbolic(options: dict, aset_path: pathlib.Path | None, pool=None) -> symbolic.SymbolicOperator:

@@ -184,7 +184,7 @@ def _run_engine(run_dir, config, budget, pool, aset, programs, state, device) ->
 
     from evo import evaluate, sandbox, search
     from evo.search import progress
-    from operators import registry
+    from operators import finish, registry
 
     evaluator = functools.partial(evaluate.evaluate, aset_path=aset.path,
                                   limits=sandbox.Limits(seconds=config.time_limit), pool=pool)
@@ -205,7 +205,7 @@ def _run_engine(run_dir, config, budget, pool, aset, programs, state, device) ->
             reporter.message(f"evo search: run {run_dir}, {len(programs)} starting programs, "
                              f"{len(aset.heads)} heads, {len(aset)} sentences, operators "
                              f"{config.operators.get('operators', 'offline')}")
-            engine.seed(programs)
+            engine.seed(finish.starting(programs, operator.causal))
         else:
             _restore(engine, state, run_dir)
             reporter.message(f"evo resume: run {run_dir} at generation {engine.generation}, "

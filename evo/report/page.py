@@ -8,7 +8,6 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
 from evo.report import figures
-from operators.shared import account
 
 _FORMATTER = HtmlFormatter(cssclass="code", nowrap=False)
 
@@ -49,5 +48,5 @@ def render(res, heads, overview: dict, curve, ledger, replaced) -> str:
         grid[h.layer][h.head] = h
     template = env.get_template("index.html.j2")
     return template.render(res=res, heads=heads, ov=overview, grid=grid, curve=curve, ledger=ledger,
-                           replaced=replaced, headline=account.headline, sources=res.sources,
+                           replaced=replaced, sources=res.sources,
                            code_css=_FORMATTER.get_style_defs(".code"), show_numbers=overview["per_layer"] <= 16)

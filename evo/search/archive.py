@@ -7,6 +7,8 @@ import dataclasses
 
 import numpy as np
 
+FINISHED = "finished"  # the state's mark: sources canonical when made, lengths and accounts theirs (evo.search.migrate)
+
 
 @dataclasses.dataclass(frozen=True)
 class Record:
@@ -23,6 +25,7 @@ class Record:
     error: str | None
     seconds: float
     target: tuple[int, ...] = ()  # the head(s) the request that made it aimed at
+    account: str | None = None    # what it does, in words, written when it was made (operators.finish)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Record":
@@ -111,7 +114,7 @@ class Archive:
             row["iou"] = encode(self._iou[i]) if r.ok else None
             rows.append(row)
         ppl = [[self.records[i].id, k, v, self.ppl_se.get((i, k))] for (i, k), v in sorted(self.ppl.items())]
-        return {"n_heads": self.n_heads, "records": rows, "ppl": ppl}
+        return {"n_heads": self.n_heads, "records": rows, "ppl": ppl, FINISHED: True}
 
     @classmethod
     def from_state(cls, state: dict) -> "Archive":

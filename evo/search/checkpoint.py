@@ -15,7 +15,7 @@ import pathlib
 import numpy as np
 
 from evo import files, run
-from evo.search import progress
+from evo.search import migrate, progress
 from evo.errors import UserError
 
 SCHEMA_VERSION = run.SCHEMA_VERSION
@@ -48,6 +48,11 @@ def load(run_dir: pathlib.Path) -> dict:
              if k in data and (not isinstance(data[k], t) or (t is int and isinstance(data[k], bool)))]
     if wrong:
         raise UserError(f"checkpoint {path} is corrupt ({'; '.join(wrong)})")
+    if migrate.needed(data):
+        try:
+            data = migrate.finished(data)
+        except (KeyError, TypeError, ValueError) as err:
+            raise UserError(f"checkpoint {path} is corrupt (archive: {type(err).__name__}: {err})") from None
     return data
 
 

@@ -89,10 +89,12 @@ class Search:
 
     # ---- the loop -------------------------------------------------------------------
 
-    def seed(self, programs: list[tuple[str, str, str]]) -> None:
-        """Evaluates the starting programs (id, source, origin), clusters heads, checkpoints."""
-        fresh = intake.unique([base.Child(source=src, parents=(), operator=origin, meta={"id": pid})
-                         for pid, src, origin in programs])
+    def seed(self, programs: list[tuple]) -> None:
+        """Evaluates the starting programs (id, source, origin[, account]: operators.finish.starting),
+        clusters heads, checkpoints."""
+        fresh = intake.unique([base.Child(source=src, parents=(), operator=origin,
+                                          meta={"id": pid, "account": rest[0] if rest else None})
+                               for pid, src, origin, *rest in programs])
         results = self.evaluator([c.source for c in fresh])
         if not any(r.ok for r in results):
             first = next((r.error for r in results), "no programs given")

@@ -1,8 +1,9 @@
 """Export: a run's per-head Pareto fronts as program files, front.json and best_per_head.csv.
 
-`DIR/programs/<id>.py` holds every program on any head's front in canonical form
-(operators.shared.canonical.tidy, which never changes what a program computes), headed by a
-docstring whose first line is its account of the head it fits best, then the heads it
+`DIR/programs/<id>.py` holds every program on any head's front as the archive stores it:
+in canonical form, with its length and account, since operators finish what they make
+(operators.finish; runs made before that are brought up to date on load, evo.search.migrate).
+Each file is headed by a docstring whose first line is its account of the head it fits best, then the heads it
 explains, its scores and who wrote it (docstrings do not count in length or identity, so
 `evo score DIR/programs/` reproduces the IoUs on the run's corpus). Each head gets three
 picks (evo.search.picks): `readable` (the best program of at most `readable_nodes` AST nodes,
@@ -25,7 +26,6 @@ from evo.explanation import measure as explanation_measure
 from evo.errors import UserError
 from evo.search import archive as archive_mod
 from evo.search import checkpoint, picks
-from operators.shared import account, canonical
 
 Entry = picks.Entry            # the names older callers import from here
 Picks = picks.Picks
@@ -60,11 +60,9 @@ def collect(run_dir: pathlib.Path) -> Fronts:
     if len(state["fronts"]) != n_layers * n_heads:
         raise UserError(f"checkpoint in {run_dir} has {len(state['fronts'])} fronts for "
                         f"{n_layers * n_heads} heads")
-    causal = bool(info.get("causal", True))
     used = sorted({pid for ids in state["fronts"] for pid in ids})
     records = {pid: arch.records[arch.by_id[pid]] for pid in used}
-    sources = {pid: canonical.tidy(r.source, causal) if r.ok else r.source for pid, r in records.items()}
-    words = {pid: account.of_program(src, records[pid].operator, causal) for pid, src in sources.items()}
+    sources = {pid: r.source for pid, r in records.items()}
     measured = costs.load(run_dir)  # evo replace's figures, on more text, win over the search's own
     fronts = []
     for k, ids in enumerate(state["fronts"]):
@@ -72,8 +70,8 @@ def collect(run_dir: pathlib.Path) -> Fronts:
         for pid in ids:
             i = arch.by_id[pid]
             ppl = (measured.get((k // n_heads, k % n_heads, pid)) or {}).get("cost", arch.ppl.get((i, k)))
-            entries.append(Entry(pid, round(float(arch.iou[i, k]), 6), _length(sources[pid], arch.records[i].length),
-                                 None if ppl is None else round(ppl, 6), words[pid]))
+            entries.append(Entry(pid, round(float(arch.iou[i, k]), 6), arch.records[i].length,
+                                 None if ppl is None else round(ppl, 6), arch.records[i].account or ""))
         fronts.append(sorted(entries, key=lambda e: (e.length, -e.iou)))
     meta = {"run": str(run_dir), "corpus": config.corpus, "split": config.split,
             "sentence_tokens": config.sentence_tokens,
@@ -83,14 +81,6 @@ def collect(run_dir: pathlib.Path) -> Fronts:
     llm = ops.get("llm_model") if ops.get("operators") in ("llm", "mixed") else None
     return Fronts(config.model, [(k // n_heads, k % n_heads) for k in range(n_layers * n_heads)],
                   fronts, sources, records, meta, llm)
-
-
-def _length(source: str, stored: int) -> int:
-    """Returns the canonical source's length (the stored one when it does not parse)."""
-    try:
-        return program.length(source)
-    except ValueError:
-        return stored
 
 
 def export(run_dir: pathlib.Path, out_dir: pathlib.Path, readable_nodes: int = picks.READABLE_NODES,
