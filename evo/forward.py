@@ -10,7 +10,8 @@ Sentences are grouped into batches of similar length and right padded. For decod
 output head runs only at positions that predict a real token (a pre-hook on the output
 embeddings gathers them, so the model's own logit post-processing, e.g. soft-capping,
 still applies) and the result is each sentence's summed next-token NLL and its count.
-For encoders it is each sentence's mean-pooled last hidden state.
+For encoders it is each sentence's mean-pooled last hidden state. A decoder's runner can
+also keep the likeliest next tokens (`keep_top`) and sum a divergence from them (`against`).
 
 A run that replaces heads only in layers >= l gives the same hidden states entering
 layer l as the unmodified run; `run(start=l, inputs=...)` therefore skips layers before
@@ -28,7 +29,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from evo import substitute
+from evo import divergence, substitute
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,12 +48,14 @@ class Result:
     counts: torch.Tensor | None       # (S,) predicted tokens per sentence (decoders)
     pooled: torch.Tensor | None       # (S, D) mean-pooled last hidden state (encoders)
     inputs: dict[int, list[torch.Tensor]] | None = None  # {layer: per row, (n, D) entering it}
+    kl: torch.Tensor | None = None    # (S,) float64 summed divergence from `Runner.against` (decoders)
+    top: list | None = None           # per row, (token ids (n, k), log-probs (n, k + 1)) when kept
 
     def rows(self, start: int, stop: int) -> "Result":
         """Returns the result of rows start..stop-1 alone (without recorded inputs)."""
         def cut(t):
             return None if t is None else t[start:stop]
-        return Result(cut(self.nll), cut(self.counts), cut(self.pooled))
+        return Result(cut(self.nll), cut(self.counts), cut(self.pooled), kl=cut(self.kl), top=cut(self.top))
 
 
 def batches(ids: list[list[int]], batch_size: int, pad: int, scored: list[int] | None = None) -> list[Batch]:
@@ -107,6 +110,8 @@ class Runner:
         self.batches = batches(ids, batch_size, _pad_id(loaded.tokenizer), scored)
         self.layers = decoder_layers(self.model)
         self.can_start_later: bool | None = None if len(self.layers) == loaded.n_layers else False
+        self.keep_top = 0       # > 0: keep that many most likely next tokens per position (Result.top)
+        self.against: list | None = None  # per sentence, a reference's Result.top: measure Result.kl
 
     def run(self, sub: substitute.Substitution | None = None, start: int = 0,
             inputs: dict[int, list[torch.Tensor]] | None = None, record: bool = False) -> Result:
@@ -157,7 +162,8 @@ class Runner:
             part, _ = self._batch(batch, start, given, False)
         except (TypeError, ValueError, RuntimeError, IndexError, KeyError):  # a block that does not take states
             return False
-        return all(torch.allclose(a.double(), b.double(), rtol=1e-4, atol=1e-5) for a, b in zip(full, part))
+        return all(torch.allclose(a.double(), b.double(), rtol=1e-4, atol=1e-5) for a, b in zip(full, part)
+                   if isinstance(a, torch.Tensor))
 
     def _batch(self, batch: Batch, start: int, given: torch.Tensor | None, record: bool):
         """Returns (this batch's measure tensors, {layer: input states (B, T, D)} when recording)."""
@@ -168,23 +174,37 @@ class Runner:
             if start:
                 stack.enter_context(_starting_at(self.layers, start, given))
             if self.causal:
-                out = self._nll(stack, input_ids, mask, batch.scored.to(device))
+                out = self._nll(stack, input_ids, mask, batch.scored.to(device), batch.indices)
             else:
                 out = self._pooled(input_ids, mask)
         return out, recorded
 
-    def _nll(self, stack, input_ids, mask, predicting) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns per-sentence summed NLL (B,) and predicted-token counts (B,) over `predicting` (B, T-1)."""
+    def _nll(self, stack, input_ids, mask, predicting, indices: list[int]) -> tuple:
+        """Returns per-sentence summed NLL (B,) and predicted-token counts (B,) over `predicting` (B, T-1),
+        then the summed divergence from `against` (B,) or None, and the kept top tokens per row or None."""
         head = self.model.get_output_embeddings()
         stack.enter_context(_gathering(head, predicting))
         with torch.no_grad():
             logits = self.model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits[0]  # (N, V)
         targets = input_ids[:, 1:][predicting]  # (N,)
-        nll = nn.functional.cross_entropy(logits.float(), targets, reduction="none").double()
+        logp = nn.functional.log_softmax(logits.float(), dim=-1)
+        nll = -logp.gather(1, targets[:, None])[:, 0].double()
         rows = torch.arange(input_ids.shape[0], device=input_ids.device)[:, None].expand_as(predicting)[predicting]
         sums = torch.zeros(input_ids.shape[0], dtype=torch.float64, device=nll.device).index_add_(0, rows, nll)
-        return sums.cpu(), predicting.sum(dim=1).cpu()
-
+        counts = predicting.sum(dim=1).cpu()
+        kl = top = None
+        if self.against is not None:
+            ids = torch.cat([self.against[self.sentence_of[i]][0] for i in indices]).to(logp.device)
+            ref = torch.cat([self.against[self.sentence_of[i]][1] for i in indices]).to(logp.device)
+            per_token = divergence.kl(ref, divergence.bucketed(logp, ids)).double()
+            kl = torch.zeros(input_ids.shape[0], dtype=torch.float64, device=nll.device).index_add_(0, rows,
+                                                                                                    per_token)
+            kl = kl.cpu()
+        if self.keep_top:
+            ids = logp.topk(min(self.keep_top, logp.shape[-1]), dim=-1).indices
+            kept = divergence.bucketed(logp, ids).cpu()
+            top = list(zip(ids.cpu().split(counts.tolist()), kept.split(counts.tolist())))
+        return sums.cpu(), counts, kl, top
     def _pooled(self, input_ids, mask) -> tuple[torch.Tensor]:
         """Returns the batch's mean-pooled last hidden states (B, D)."""
         with torch.no_grad():
@@ -200,7 +220,15 @@ class Runner:
             nll, counts = torch.zeros(self.n_rows, dtype=torch.float64), torch.zeros(self.n_rows)
             nll[order] = torch.cat([p[0] for p in parts])
             counts[order] = torch.cat([p[1] for p in parts]).to(counts.dtype)
-            return Result(nll, counts, None)
+            kl = top = None
+            if all(p[2] is not None for p in parts):
+                kl = torch.zeros(self.n_rows, dtype=torch.float64)
+                kl[order] = torch.cat([p[2] for p in parts])
+            if all(p[3] is not None for p in parts):
+                top = [None] * self.n_rows
+                for i, kept in zip(order.tolist(), [k for p in parts for k in p[3]]):
+                    top[i] = kept
+            return Result(nll, counts, None, kl=kl, top=top)
         pooled = torch.cat([p[0] for p in parts])
         result = torch.empty_like(pooled)
         result[order] = pooled

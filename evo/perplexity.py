@@ -23,10 +23,11 @@ import math
 import numpy as np
 import torch
 
-from evo import fitness, forward, program, substitute
+from evo import divergence, fitness, forward, program, substitute
 from evo.errors import UserError
 
 PERPLEXITY, COSINE = "perplexity", "cosine"
+DIVERGENCE = "divergence"  # a decoder's costs as KL from the unmodified model (evo.divergence)
 
 
 class ProgramError(Exception):
@@ -58,9 +59,12 @@ class Meter:
     """A model and a tokenised text, ready to measure the model with heads replaced."""
 
     def __init__(self, loaded, sentences: list[str] | None, settings: Settings = Settings(), limits=None,
-                 ids: list[list[int]] | None = None, scored: list[int] | None = None):
+                 ids: list[list[int]] | None = None, scored: list[int] | None = None, costs: str | None = None):
         """`ids` (already tokenised, specials included) replaces `sentences`; `scored[i]` counts only
-        sentence i's last tokens in its NLL (a task's continuation)."""
+        sentence i's last tokens in its NLL (a task's continuation). `costs="divergence"` (decoders)
+        makes `relative` and `alone` measure the divergence from the unmodified model's predictions
+        (exp of the mean KL per token, minus 1: the perplexity increase it amounts to) instead of
+        the perplexity change on the text's own tokens."""
         if not (sentences or ids):
             raise UserError("no sentences to measure on")
         self.loaded = loaded
@@ -71,7 +75,9 @@ class Meter:
         self.scored = scored
         from evo import tokens  # lazy: evo.tokens pulls in tokenizer helpers
         self.tokens = [tokens.render(loaded.tokenizer, x) for x in self.ids]
-        self.fingerprint = _fingerprint(loaded.name, self.tokens)
+        self.costs = DIVERGENCE if costs == DIVERGENCE and self.metric == PERPLEXITY else self.metric
+        named = loaded.name if self.costs == self.metric else f"{loaded.name}|{self.costs}"
+        self.fingerprint = _fingerprint(named, self.tokens)
         self._programs: collections.OrderedDict[str, list[np.ndarray]] = collections.OrderedDict()
         self._runners: dict[int, forward.Runner] = {}
 
@@ -108,7 +114,17 @@ class Meter:
     @functools.cached_property
     def reference(self) -> forward.Result:
         """Returns the unmodified model's run, with the hidden states entering every layer."""
-        return self.runner.run(record=True)
+        runner = self.runner
+        if self.costs != DIVERGENCE:
+            return runner.run(record=True)
+        runner.keep_top = divergence.TOP
+        try:
+            result = runner.run(record=True)
+        finally:
+            runner.keep_top = 0
+        runner.against = result.top
+        result.kl = torch.zeros_like(result.nll)
+        return result
 
     @functools.cached_property
     def runner(self) -> forward.Runner:
@@ -125,8 +141,8 @@ class Meter:
         for head, m in providers.items():
             if len(m) != len(self.ids):
                 raise ValueError(f"head {head}: {len(m)} matrices for {len(self.ids)} sentences")
-        if self.metric == COSINE:
-            _ = self.reference  # the unmodified model's embeddings, computed before substituting
+        if self.metric == COSINE or self.costs == DIVERGENCE:
+            _ = self.reference  # the unmodified model's embeddings or predictions, before substituting
         with substitute.heads(self.loaded.model, providers) as sub:
             return self.runner.run(sub, start=start, inputs=inputs, record=record)
 
@@ -152,9 +168,11 @@ class Meter:
             return self.runner
         if copies not in self._runners:
             n = len(self.ids)
-            self._runners[copies] = forward.Runner(self.loaded, self.ids * copies, self.settings.batch_size,
-                                                   None if self.scored is None else self.scored * copies,
-                                                   sentence_of=list(range(n)) * copies)
+            runner = forward.Runner(self.loaded, self.ids * copies, self.settings.batch_size,
+                                    None if self.scored is None else self.scored * copies,
+                                    sentence_of=list(range(n)) * copies)
+            runner.against = self.reference.top if self.costs == DIVERGENCE else None
+            self._runners[copies] = runner
         return self._runners[copies]
 
     def value(self, result: forward.Result) -> float:
@@ -170,11 +188,13 @@ class Meter:
         """Returns (relative cost of `result` over `before`, its standard error over sentences).
 
         Perplexity: exp(mean NLL difference per token) - 1, the paired per-sentence differences
-        giving the error (a ratio estimator). Cosine: the drop in mean cosine to the original.
+        giving the error (a ratio estimator); divergence costs: the same with each sentence's
+        summed KL from the unmodified model in place of its NLL. Cosine: the drop in mean
+        cosine to the original.
         """
         if self.metric == PERPLEXITY:
             n = result.counts.double()
-            d = result.nll - before.nll
+            d = result.kl - before.kl if self.costs == DIVERGENCE else result.nll - before.nll
             delta = float(d.sum() / n.sum())
             s = len(n)
             spread = float(((d - delta * n) ** 2).sum()) / max(s - 1, 1)

@@ -41,6 +41,11 @@ def register(subparsers) -> None:
                    help="built-in split the cost schedule measures on (default: validation)")
     p.add_argument("--select-sentences", type=int, default=64,
                    help="sentences of the selection text the cost schedule uses (default: 64)")
+    p.add_argument("--select-measure", choices=("divergence", "perplexity"), default="divergence",
+                   help="what the cost schedule ranks candidates by on a decoder: divergence (KL of the "
+                        "next-token predictions from the unmodified model's; far less noisy) or perplexity "
+                        "(the change on the text's own tokens); the final figure is perplexity either way "
+                        "(default: divergence)")
     p.add_argument("--candidates", type=int, default=3,
                    help="programs per head the cost schedule measures: best, simplest, next by IoU (default: 3)")
     p.add_argument("--recheck", type=int, default=3,
@@ -101,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
                        args.select_sentences)
         if chosen.fingerprint == text.fingerprint:
             print("warning: the selection text is the final text; the figure is not held out", file=sys.stderr)
-        select = perplexity.Meter(loaded, list(chosen.sentences), settings)
+        select = perplexity.Meter(loaded, list(chosen.sentences), settings, costs=args.select_measure)
     known = None
     if select is not None and not args.remeasure:
         known = costs.measured_on(best.origin, select.fingerprint)
@@ -114,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
                          log=_log)
     report["corpus"] = {"source": text.source, "fingerprint": text.fingerprint}
     if select is not None:
-        report["selection"].update(source=chosen.source, corpus_fingerprint=chosen.fingerprint)
+        report["selection"].update(source=chosen.source, corpus_fingerprint=chosen.fingerprint,
+                                   measure=select.costs)
         where = costs.record(best.origin, report["candidates"], report["selection"])
         if where:
             print(f"recorded {len(report['candidates'])} measured program costs in {where}")
@@ -210,7 +216,8 @@ def summary(report: dict) -> str:
     ]
     if report.get("schedule"):
         lines.insert(1, f"schedule: {report['schedule']}" + (
-            f" (candidates measured on {report['selection']['sentences']} selection sentences)"
+            f" (candidates measured by {report['selection'].get('measure', 'perplexity')} on "
+            f"{report['selection']['sentences']} selection sentences)"
             if report.get("selection") else ""))
     task = report.get("task")
     if task:
