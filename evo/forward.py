@@ -188,23 +188,21 @@ class Runner:
             logits = self.model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits[0]  # (N, V)
         targets = input_ids[:, 1:][predicting]  # (N,)
         logp = nn.functional.log_softmax(logits.float(), dim=-1)
-        nll = -logp.gather(1, targets[:, None])[:, 0].double()
+        nll = -logp.gather(1, targets[:, None])[:, 0]
         rows = torch.arange(input_ids.shape[0], device=input_ids.device)[:, None].expand_as(predicting)[predicting]
-        sums = torch.zeros(input_ids.shape[0], dtype=torch.float64, device=nll.device).index_add_(0, rows, nll)
+        per_row = lambda x: torch.zeros(input_ids.shape[0], dtype=torch.float64,  # noqa: E731
+                                        device=x.device).index_add_(0, rows, x.double()).cpu()
         counts = predicting.sum(dim=1).cpu()
         kl = top = None
         if self.against is not None:
-            ids = torch.cat([self.against[self.sentence_of[i]][0] for i in indices]).to(logp.device)
-            ref = torch.cat([self.against[self.sentence_of[i]][1] for i in indices]).to(logp.device)
-            per_token = divergence.kl(ref, divergence.bucketed(logp, ids)).double()
-            kl = torch.zeros(input_ids.shape[0], dtype=torch.float64, device=nll.device).index_add_(0, rows,
-                                                                                                    per_token)
-            kl = kl.cpu()
+            ids, ref = (torch.cat([self.against[self.sentence_of[i]][part] for i in indices]).to(logp.device)
+                        for part in (0, 1))
+            kl = per_row(divergence.kl(ref, divergence.bucketed(logp, ids)))
         if self.keep_top:
             ids = logp.topk(min(self.keep_top, logp.shape[-1]), dim=-1).indices
-            kept = divergence.bucketed(logp, ids).cpu()
-            top = list(zip(ids.cpu().split(counts.tolist()), kept.split(counts.tolist())))
-        return sums.cpu(), counts, kl, top
+            top = list(zip(ids.cpu().split(counts.tolist()), divergence.bucketed(logp, ids).cpu().split(counts.tolist())))
+        return per_row(nll), counts, kl, top
+
     def _pooled(self, input_ids, mask) -> tuple[torch.Tensor]:
         """Returns the batch's mean-pooled last hidden states (B, D)."""
         with torch.no_grad():
