@@ -12,6 +12,7 @@ the attention set's path must be readable on every worker (a shared file system)
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import pathlib
 import time
@@ -24,6 +25,9 @@ from evo.errors import UserError
 BACKENDS = parallel.BACKENDS
 # Programs per task at most: large enough to amortise dispatch, small enough to balance.
 MAX_BATCH = 8
+PROBE = 4     # sentences whose normalised matrices fingerprint what a program does (`behaviour`)
+DECIMALS = 4  # rounding before fingerprinting: programs that differ below it attend the same
+DUPLICATE = "attends exactly as an earlier program (the same matrices on the probe sentences); not scored"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +38,8 @@ class Evaluation:
     length: int                  # AST nodes; 0 when the source does not parse
     error: str | None            # one line, when failed
     seconds: float               # wall time of running and scoring
+    behaviour: str | None = None  # fingerprint of its matrices on the first PROBE sentences (when it ran)
+    duplicate: bool = False      # its behaviour was in `seen`: not scored, and not to be counted as a program
 
 
 @dataclasses.dataclass
@@ -102,26 +108,50 @@ def outputs(source: str, sentences: list[list[str]], causal: bool,
     return clean, None
 
 
-def evaluate_one(source: str, loaded: _Loaded, limits: sandbox.Limits) -> Evaluation:
-    """Returns the evaluation of one program against every head of a loaded set."""
+def behaviour(matrices: list[np.ndarray]) -> str:
+    """Returns a fingerprint of normalised matrices (rows sum to 1, so any scale of a program's output gives
+    the same), rounded to DECIMALS: two programs with one fingerprint attend the same on those sentences."""
+    digest = hashlib.sha256()
+    for m in matrices:
+        digest.update(np.asarray(m.shape, dtype=np.int64).tobytes())
+        digest.update((np.round(np.asarray(m, dtype=np.float64), DECIMALS) + 0.0).astype(np.float32).tobytes())
+    return digest.hexdigest()[:24]
+
+
+def evaluate_one(source: str, loaded: _Loaded, limits: sandbox.Limits, seen: frozenset = frozenset()) -> Evaluation:
+    """Returns the evaluation of one program against every head of a loaded set.
+
+    A program whose behaviour (evo.evaluate.behaviour on the first PROBE sentences) is in `seen`
+    is not scored: it comes back `duplicate`, failed, with that behaviour.
+    """
     start = time.perf_counter()
     try:
         size = program.length(source)
     except ValueError:
         size = 0
     outcome = sandbox.run(source, loaded.tokens, limits)
+    found = None
     if outcome.ok:
+        try:
+            found = behaviour([fitness.normalise(raw, len(toks), loaded.causal)
+                               for raw, toks in zip(outcome.matrices[:PROBE], loaded.tokens)])
+        except ValueError:
+            found = None  # malformed output: score_outputs says why
+        if found is not None and found in seen:
+            return Evaluation(program.key(source), False, None, size, DUPLICATE, time.perf_counter() - start,
+                              found, True)
         scores, error = score_outputs(loaded, outcome.matrices)
     else:
         scores, error = None, outcome.error or "failed without a reason"
     return Evaluation(program.key(source), scores is not None, scores, size, error,
-                      time.perf_counter() - start)
+                      time.perf_counter() - start, found if scores is not None else None)
 
 
-def _evaluate_batch(sources: list[str], aset_path: str, limits: sandbox.Limits) -> list[Evaluation]:
+def _evaluate_batch(sources: list[str], aset_path: str, limits: sandbox.Limits,
+                    seen: frozenset = frozenset()) -> list[Evaluation]:
     """Returns the evaluations of a batch of programs (runs inside a worker)."""
     loaded = load_targets(aset_path)
-    return [evaluate_one(s, loaded, limits) for s in sources]
+    return [evaluate_one(s, loaded, limits, seen) for s in sources]
 
 
 def batches(n_items: int, workers: int) -> list[range]:
@@ -133,19 +163,21 @@ def batches(n_items: int, workers: int) -> list[range]:
 
 
 def evaluate(sources: list[str], aset_path, limits: sandbox.Limits = sandbox.Limits(),
-             workers: int = 1, backend: str = "loky", pool: parallel.Pool | None = None) -> list[Evaluation]:
+             workers: int = 1, backend: str = "loky", pool: parallel.Pool | None = None,
+             seen: frozenset = frozenset()) -> list[Evaluation]:
     """Returns one Evaluation per source, in input order, independent of `workers`, backend and pool.
 
     With `pool` the work goes to its workers; otherwise a pool of `backend` and `workers` is
-    made for this call.
+    made for this call. Programs whose behaviour is in `seen` come back `duplicate`, unscored.
     """
     if pool is None:
         with parallel.Pool(backend, workers) as made:
-            return evaluate(sources, aset_path, limits, pool=made)
+            return evaluate(sources, aset_path, limits, pool=made, seen=seen)
     path = pathlib.Path(aset_path)
     if not path.exists():
         raise UserError(f"attention set {path} does not exist")
     sources = list(sources)
     chunks = batches(len(sources), pool.size)
-    results = pool.starmap(_evaluate_batch, [([sources[i] for i in r], str(path), limits) for r in chunks])
+    seen = frozenset(seen)
+    results = pool.starmap(_evaluate_batch, [([sources[i] for i in r], str(path), limits, seen) for r in chunks])
     return [e for batch in results for e in batch]

@@ -223,6 +223,8 @@ def _run_engine(run_dir, config, budget, pool, aset, programs, state, device) ->
     print(f"evo search: {reason}. {snap.evaluated} programs, mean best-fit IoU {snap.mean_best:.4f}, "
           f"{snap.heads_above}/{snap.n_heads} heads >= 0.8.\n  programs by who made them: "
           + ", ".join(f"{k} {v}" for k, v in sorted(made.items(), key=lambda kv: -kv[1]))
+          + (f"\n  rejected before scoring, not counted: {engine.novelty.duplicates} programs that attend exactly "
+             "as earlier ones" if engine.novelty.duplicates else "")
           + f"\nExport with:\n  evo export {run_dir} --out {run_dir}/exports/latest")
     return 0
 

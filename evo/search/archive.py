@@ -26,6 +26,7 @@ class Record:
     seconds: float
     target: tuple[int, ...] = ()  # the head(s) the request that made it aimed at
     account: str | None = None    # what it does, in words, written when it was made (operators.finish)
+    behaviour: str | None = None  # fingerprint of what it computes (evo.evaluate.behaviour), when it ran
 
     @classmethod
     def from_dict(cls, d: dict) -> "Record":
@@ -55,6 +56,7 @@ class Archive:
         self.records: list[Record] = []
         self.by_key: dict[str, int] = {}
         self.by_id: dict[str, int] = {}
+        self.behaviours: set[str] = set()  # fingerprints of the programs that ran (evo.search.novelty)
         self._iou = np.zeros((64, n_heads), dtype=np.float32)
         self.ppl: dict[tuple[int, int], float | None] = {}  # (index, head) -> relative increase
         self.ppl_se: dict[tuple[int, int], float] = {}      # (index, head) -> its standard error
@@ -86,6 +88,8 @@ class Archive:
         self.records.append(record)
         self.by_key[record.key] = n
         self.by_id[record.id] = n
+        if record.behaviour is not None:
+            self.behaviours.add(record.behaviour)
         return n
 
     def ppl_column(self, k: int) -> np.ndarray:

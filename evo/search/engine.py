@@ -27,7 +27,7 @@ import numpy as np
 
 from evo.search import archive as archive_mod
 from evo import run
-from evo.search import budgets, cascade, checkpoint, intake, parents, progress, runlog, selection
+from evo.search import budgets, cascade, checkpoint, intake, novelty, parents, progress, runlog, selection
 from evo.search import heads as heads_mod
 from evo.errors import UserError
 from operators import base
@@ -61,7 +61,7 @@ class Settings:
 Downstream = cascade.Downstream  # the seam for the perplexity objective (docs/internals.md)
 
 
-Evaluator = Callable[[list[str]], list]  # sources -> list[evo.evaluate.Evaluation], same order
+Evaluator = Callable[..., list]  # (sources, seen=behaviours) -> list[evo.evaluate.Evaluation], same order
 
 
 class Search:
@@ -82,6 +82,7 @@ class Search:
         self.islands = np.zeros(n_heads, dtype=np.int64)
         self.stall = 0
         self.operator_failures = 0  # children an operator could not produce
+        self.novelty = novelty.Novelty()  # programs rejected as the same attention as earlier ones
         self.log_bytes = 0
         self.clock = progress.Clock()
         self._committed: dict | None = None
@@ -90,8 +91,7 @@ class Search:
     # ---- the loop -------------------------------------------------------------------
 
     def seed(self, programs: list[tuple]) -> None:
-        """Evaluates the starting programs (id, source, origin[, account]: operators.finish.starting),
-        clusters heads, checkpoints."""
+        """Evaluates the starting programs (id, source, origin[, account]), clusters heads, checkpoints."""
         fresh = intake.unique([base.Child(source=src, parents=(), operator=origin,
                                           meta={"id": pid, "account": rest[0] if rest else None})
                                for pid, src, origin, *rest in programs])
@@ -117,11 +117,12 @@ class Search:
             children = self.operator.vary(requests)
             if should_stop():
                 return self._interrupt()
-            fresh, targets, failed = intake.fresh(children, requests, self.archive.by_key)
+            fresh, targets, failed = intake.fresh(children, requests, self.novelty.seen(self.archive.by_key))
             self.operator_failures += failed
-            results = self.evaluator([c.source for c in fresh]) if fresh else []
+            results = self.evaluator([c.source for c in fresh], seen=self.archive.behaviours) if fresh else []
             if should_stop():
                 return self._interrupt()
+            fresh, results, targets = self.novelty.keep(fresh, results, targets, self.archive)
             self._cascade.finish(self.archive)
             self.heads.aimed(requests)
             self.generation += 1

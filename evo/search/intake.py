@@ -40,7 +40,8 @@ def add(archive: archive_mod.Archive, log_path, generation: int, children: list[
             id=new_id(archive, child.meta.get("id") if not child.parents else None), key=res.key,
             source=child.source, parents=tuple(child.parents), operator=child.operator,
             generation=generation, length=int(res.length), ok=bool(res.ok),
-            error=res.error, seconds=float(res.seconds), target=tuple(target), account=child.meta.get("account"))
+            error=res.error, seconds=float(res.seconds), target=tuple(target), account=child.meta.get("account"),
+            behaviour=getattr(res, "behaviour", None))
         iou = res.iou if res.ok else None
         archive.add(record, iou)
         entries.append(runlog.line(record, iou))
