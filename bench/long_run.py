@@ -80,6 +80,7 @@ def stage(run_dir: pathlib.Path, stop: int, args) -> dict:
     seconds = time.perf_counter() - start
     after = _programs(run_dir)
     out = run_dir / "long" / str(stop)
+    out.mkdir(parents=True, exist_ok=True)
     export.export(run_dir, out / "front")
     figures = {"programs": after, "seconds_per_program": round(seconds / max(after - before, 1), 3),
                "peak_memory_gb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2),
