@@ -17,7 +17,8 @@ stopped earlier. At each stop it is exported (RUN/long/N/) and measured:
     cost            seconds per program of this leg, peak resident memory of the run's processes
 
 A stop already measured (RUN/long/N/figures.json) is read back, so the benchmark is rerun
-without searching again. Figures of different stops compare because they share one run,
+without searching again. Seconds per program come from the run's own clock (the checkpoint's
+time spent, across sessions); peak memory only where this invocation ran that leg. Figures of different stops compare because they share one run,
 one held-out text and one machine; say which machine when quoting them.
 """
 
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
     run_dir = pathlib.Path(args.run_dir or f"runs/long-{args.model}-s{args.seed}")
     rows = []
     for stop in stops:
-        rows.append(stage(run_dir, stop, args))
+        rows.append(stage(run_dir, stop, args, rows[-1] if rows else None))
         print(line(rows[-1]), flush=True)
     print(table(rows))
     if args.json:
@@ -65,25 +66,29 @@ def main(argv=None) -> int:
     return 0
 
 
-def stage(run_dir: pathlib.Path, stop: int, args) -> dict:
+def stage(run_dir: pathlib.Path, stop: int, args, previous: dict | None = None) -> dict:
     """Returns the figures at `stop` programs, searching or resuming to it first when needed."""
     done = run_dir / "long" / str(stop) / "figures.json"
     if done.is_file():
         return json.loads(done.read_text())
     before = _programs(run_dir)
-    start = time.perf_counter()
     if before == 0:
         _evo("search", "--model", args.model, "--seed", str(args.seed), "--max-programs", str(stop),
              "--workers", str(args.workers), "--run-dir", str(run_dir))
     elif before < stop:
         _evo("resume", str(run_dir), "--max-programs", str(stop), "--workers", str(args.workers))
-    seconds = time.perf_counter() - start
-    after = _programs(run_dir)
+    elif before > stop:
+        raise SystemExit(f"long_run: {run_dir} holds {before} programs, past the stop {stop} it has no figures "
+                         "for; measure its stops in order, or start another --run-dir")
+    after, spent = _programs(run_dir), float(checkpoint.load(run_dir)["spent"]["seconds"])
+    since = previous if previous and previous.get("run_seconds") else {"programs": 0, "run_seconds": 0.0}
     out = run_dir / "long" / str(stop)
     out.mkdir(parents=True, exist_ok=True)
     export.export(run_dir, out / "front")
-    figures = {"programs": after, "seconds_per_program": round(seconds / max(after - before, 1), 3),
-               "peak_memory_gb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2),
+    figures = {"programs": after, "run_seconds": round(spent, 1),
+               "seconds_per_program": round((spent - since["run_seconds"]) / max(after - since["programs"], 1), 3),
+               "peak_memory_gb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2)
+               if before < stop else None,
                **measure(out / "front", args.corpus, args.workers), **vocabulary(run_dir)}
     files.write_text(done, json.dumps(figures, indent=1) + "\n")
     return figures
@@ -152,7 +157,17 @@ def line(r: dict) -> str:
     return (f"{r['programs']} programs: search {r['iou_search']:.4f}, held-out best {r['best_heldout']:.4f} "
             f"({r['heads_08_heldout']} heads >= 0.8), <= {WITHIN} nodes {r['within_200_heldout']:.4f}, readable "
             f"{r['readable_heldout']:.4f}; library {r['library_in_use']} names, {r['programs_with_invented_terms']} "
-            f"programs with invented terms; {r['seconds_per_program']:.2f} s/program, {r['peak_memory_gb']} GB")
+            f"programs with invented terms; {_per(r)} s/program, {_gb(r)}")
+
+
+def _per(r: dict) -> str:
+    """Returns the seconds per program, or a dash where they were not recorded."""
+    return f"{r['seconds_per_program']:.2f}" if r.get("seconds_per_program") else "–"
+
+
+def _gb(r: dict) -> str:
+    """Returns the peak memory, or a dash where the leg ran in another invocation."""
+    return f"{r['peak_memory_gb']} GB" if r.get("peak_memory_gb") else "–"
 
 
 def table(rows: list[dict]) -> str:
@@ -161,7 +176,7 @@ def table(rows: list[dict]) -> str:
             "|---|---|---|---|---|---|---|---|---|---|")
     body = [f"| {r['programs']} | {r['iou_search']:.4f} | {r['best_heldout']:.4f} | {r['heads_08_heldout']} | "
             f"{r['within_200_heldout']:.4f} | {r['readable_heldout']:.4f} | {r['library_in_use']} | "
-            f"{r['programs_with_invented_terms']} | {r['seconds_per_program']:.2f} | {r['peak_memory_gb']} GB |"
+            f"{r['programs_with_invented_terms']} | {_per(r)} | {_gb(r)} |"
             for r in rows]
     return "\n".join([head, *body])
 
