@@ -14,6 +14,8 @@ stopped earlier. At each stop it is exported (RUN/long/N/) and measured:
                     validation split), as the paper scores its programs; heads >= 0.8
     vocabulary      prelude names the archive's programs call (the library in use), and how many
                     programs use invented terms (key_weight, key_after: tables read off the heads)
+    novelty         programs rejected before scoring as repeats of earlier ones (evo.search.novelty),
+                    the seconds they took to run beside the run's evaluation seconds
     cost            seconds per program of this leg, peak resident memory of the run's processes
 
 A stop already measured (RUN/long/N/figures.json) is read back, so the benchmark is rerun
@@ -125,8 +127,10 @@ def _within(front: list[dict]) -> str:
 
 
 def vocabulary(run_dir: pathlib.Path) -> dict:
-    """Returns the prelude names the archive's programs call and how many programs use invented terms."""
-    records = [r for r in checkpoint.load(run_dir)["archive"]["records"] if r["ok"]]
+    """Returns the prelude names the archive's programs call, how many programs use invented terms, and the
+    programs rejected before scoring as repeats (evo.search.novelty) with the evaluation time they took."""
+    state = checkpoint.load(run_dir)
+    records = [r for r in state["archive"]["records"] if r["ok"]]
     names, invented = set(), 0
     known = set(prelude.__all__)
     for r in records:
@@ -134,7 +138,12 @@ def vocabulary(run_dir: pathlib.Path) -> dict:
                   if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
         names |= called & known
         invented += bool(called & set(INVENTED))
-    return {"library_in_use": len(names), "programs_with_invented_terms": invented}
+    rejected = state.get("novelty") or {}
+    evaluated = sum(float(r.get("seconds", 0.0)) for r in state["archive"]["records"])
+    return {"library_in_use": len(names), "programs_with_invented_terms": invented,
+            "duplicates_rejected": int(rejected.get("duplicates", 0)),
+            "duplicate_seconds": round(float(rejected.get("seconds", 0.0)), 1),
+            "evaluation_seconds": round(evaluated, 1)}
 
 
 def _programs(run_dir: pathlib.Path) -> int:
@@ -157,7 +166,8 @@ def line(r: dict) -> str:
     return (f"{r['programs']} programs: search {r['iou_search']:.4f}, held-out best {r['best_heldout']:.4f} "
             f"({r['heads_08_heldout']} heads >= 0.8), <= {WITHIN} nodes {r['within_200_heldout']:.4f}, readable "
             f"{r['readable_heldout']:.4f}; library {r['library_in_use']} names, {r['programs_with_invented_terms']} "
-            f"programs with invented terms; {_per(r)} s/program, {_gb(r)}")
+            f"programs with invented terms; {r.get('duplicates_rejected', 0)} repeats rejected before scoring; "
+            f"{_per(r)} s/program, {_gb(r)}")
 
 
 def _per(r: dict) -> str:
