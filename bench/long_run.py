@@ -30,7 +30,6 @@ import argparse
 import ast
 import json
 import pathlib
-import resource
 import subprocess
 import sys
 import time
@@ -73,12 +72,12 @@ def stage(run_dir: pathlib.Path, stop: int, args, previous: dict | None = None) 
     done = run_dir / "long" / str(stop) / "figures.json"
     if done.is_file():
         return json.loads(done.read_text())
-    before = _programs(run_dir)
+    before, peak = _programs(run_dir), None
     if before == 0:
-        _evo("search", "--model", args.model, "--seed", str(args.seed), "--max-programs", str(stop),
+        peak = _evo("search", "--model", args.model, "--seed", str(args.seed), "--max-programs", str(stop),
              "--workers", str(args.workers), "--run-dir", str(run_dir))
     elif before < stop:
-        _evo("resume", str(run_dir), "--max-programs", str(stop), "--workers", str(args.workers))
+        peak = _evo("resume", str(run_dir), "--max-programs", str(stop), "--workers", str(args.workers))
     elif before > stop:
         raise SystemExit(f"long_run: {run_dir} holds {before} programs, past the stop {stop} it has no figures "
                          "for; measure its stops in order, or start another --run-dir")
@@ -89,8 +88,7 @@ def stage(run_dir: pathlib.Path, stop: int, args, previous: dict | None = None) 
     export.export(run_dir, out / "front")
     figures = {"programs": after, "run_seconds": round(spent, 1),
                "seconds_per_program": round((spent - since["run_seconds"]) / max(after - since["programs"], 1), 3),
-               "peak_memory_gb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2)
-               if before < stop else None,
+               "peak_memory_gb": peak,
                **measure(out / "front", args.corpus, args.workers), **vocabulary(run_dir)}
     files.write_text(done, json.dumps(figures, indent=1) + "\n")
     return figures
@@ -155,11 +153,31 @@ def _programs(run_dir: pathlib.Path) -> int:
         return sum(1 for text in f if text.strip())
 
 
-def _evo(*argv: str) -> None:
+def _evo(*argv: str) -> float:
+    """Runs one `evo` command; returns the peak resident memory (GB) of it and all its processes together,
+    sampled every second (workers and their sandboxes included)."""
+    import psutil
+
     print("  $ evo " + " ".join(argv), flush=True)
-    done = subprocess.run([sys.executable, "-m", "evo.cli", *argv])
-    if done.returncode != 0:
-        raise SystemExit(f"long_run: `evo {' '.join(argv)}` failed (exit {done.returncode})")
+    proc = subprocess.Popen([sys.executable, "-m", "evo.cli", *argv])
+    peak = 0
+    while proc.poll() is None:
+        try:
+            tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+            peak = max(peak, sum(_rss(p) for p in tree))
+        except psutil.Error:
+            pass
+        time.sleep(1.0)
+    if proc.returncode != 0:
+        raise SystemExit(f"long_run: `evo {' '.join(argv)}` failed (exit {proc.returncode})")
+    return round(peak / 2**30, 2)
+
+
+def _rss(process) -> int:
+    try:
+        return process.memory_info().rss
+    except Exception:  # noqa: BLE001 -- a process that ended between listing and reading
+        return 0
 
 
 def line(r: dict) -> str:
