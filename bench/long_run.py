@@ -162,22 +162,27 @@ def _evo(*argv: str) -> float:
     proc = subprocess.Popen([sys.executable, "-m", "evo.cli", *argv])
     peak = 0
     while proc.poll() is None:
-        try:
-            tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-            peak = max(peak, sum(_rss(p) for p in tree))
-        except psutil.Error:
-            pass
+        peak = max(peak, _tree_rss(proc.pid, psutil))
         time.sleep(1.0)
     if proc.returncode != 0:
         raise SystemExit(f"long_run: `evo {' '.join(argv)}` failed (exit {proc.returncode})")
     return round(peak / 2**30, 2)
 
 
-def _rss(process) -> int:
+def _tree_rss(pid: int, psutil) -> int:
+    """Returns the resident memory of a process and all its descendants (0 once it has ended; a child that
+    ends between listing and reading counts 0)."""
     try:
-        return process.memory_info().rss
-    except Exception:  # noqa: BLE001 -- a process that ended between listing and reading
+        tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
         return 0
+    total = 0
+    for process in tree:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
 
 
 def line(r: dict) -> str:

@@ -31,3 +31,16 @@ def kl(reference: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     """Returns KL(reference || other) per row (N,) of bucketed log-probabilities (N, k + 1), never negative."""
     p = reference.double().exp()
     return (p * (reference.double() - other.double())).sum(dim=-1).clamp(min=0.0)
+
+
+def reference(runner):
+    """Returns the runner's unmodified run (recorded, evo.forward.Result) keeping its TOP likeliest next tokens
+    per position, and makes the runner's later runs measure their divergence from it (`Result.kl`)."""
+    runner.keep_top = TOP
+    try:
+        result = runner.run(record=True)
+    finally:
+        runner.keep_top = 0
+    runner.against = result.top
+    result.kl = torch.zeros_like(result.nll)
+    return result

@@ -10,8 +10,8 @@ Sentences are grouped into batches of similar length and right padded. For decod
 output head runs only at positions that predict a real token (a pre-hook on the output
 embeddings gathers them, so the model's own logit post-processing, e.g. soft-capping,
 still applies) and the result is each sentence's summed next-token NLL and its count.
-For encoders it is each sentence's mean-pooled last hidden state. A decoder's runner can
-also keep the likeliest next tokens (`keep_top`) and sum a divergence from them (`against`).
+For encoders it is each sentence's mean-pooled last hidden state. A decoder's runner may keep
+the likeliest next tokens (`keep_top`) and sum a divergence from them (`against`, evo.divergence).
 
 A run that replaces heads only in layers >= l gives the same hidden states entering
 layer l as the unmodified run; `run(start=l, inputs=...)` therefore skips layers before
@@ -180,8 +180,8 @@ class Runner:
         return out, recorded
 
     def _nll(self, stack, input_ids, mask, predicting, indices: list[int]) -> tuple:
-        """Returns per-sentence summed NLL (B,) and predicted-token counts (B,) over `predicting` (B, T-1),
-        then the summed divergence from `against` (B,) or None, and the kept top tokens per row or None."""
+        """Returns per-sentence summed NLL (B,), predicted-token counts (B,) over `predicting` (B, T-1), summed
+        divergence from `against` (B,) or None, and the kept top tokens per row or None."""
         head = self.model.get_output_embeddings()
         stack.enter_context(_gathering(head, predicting))
         with torch.no_grad():
@@ -223,9 +223,8 @@ class Runner:
                 kl = torch.zeros(self.n_rows, dtype=torch.float64)
                 kl[order] = torch.cat([p[2] for p in parts])
             if all(p[3] is not None for p in parts):
-                top = [None] * self.n_rows
-                for i, kept in zip(order.tolist(), [k for p in parts for k in p[3]]):
-                    top[i] = kept
+                by_row = dict(zip(order.tolist(), [k for p in parts for k in p[3]]))
+                top = [by_row[i] for i in range(self.n_rows)]
             return Result(nll, counts, None, kl=kl, top=top)
         pooled = torch.cat([p[0] for p in parts])
         result = torch.empty_like(pooled)

@@ -114,17 +114,9 @@ class Meter:
     @functools.cached_property
     def reference(self) -> forward.Result:
         """Returns the unmodified model's run, with the hidden states entering every layer."""
-        runner = self.runner
-        if self.costs != DIVERGENCE:
-            return runner.run(record=True)
-        runner.keep_top = divergence.TOP
-        try:
-            result = runner.run(record=True)
-        finally:
-            runner.keep_top = 0
-        runner.against = result.top
-        result.kl = torch.zeros_like(result.nll)
-        return result
+        if self.costs == DIVERGENCE:
+            return divergence.reference(self.runner)
+        return self.runner.run(record=True)
 
     @functools.cached_property
     def runner(self) -> forward.Runner:
@@ -193,13 +185,8 @@ class Meter:
         cosine to the original.
         """
         if self.metric == PERPLEXITY:
-            n = result.counts.double()
             d = result.kl - before.kl if self.costs == DIVERGENCE else result.nll - before.nll
-            delta = float(d.sum() / n.sum())
-            s = len(n)
-            spread = float(((d - delta * n) ** 2).sum()) / max(s - 1, 1)
-            se = math.sqrt(spread * s) / float(n.sum())
-            return math.exp(delta) - 1.0, math.exp(delta) * se
+            return _ratio(d, result.counts.double())
         c, c0 = self._cosines(result), self._cosines(before)
         d = c0 - c
         se = float(d.std(unbiased=True)) / math.sqrt(len(d)) if len(d) > 1 else 0.0
@@ -214,6 +201,15 @@ class Meter:
     def _cosines(self, result: forward.Result) -> torch.Tensor:
         """Returns each sentence's embedding cosine to the unmodified model's (S,)."""
         return torch.nn.functional.cosine_similarity(result.pooled, self.reference.pooled, dim=-1).double()
+
+
+def _ratio(d: torch.Tensor, n: torch.Tensor) -> tuple[float, float]:
+    """Returns exp(summed per-sentence differences `d` per token) - 1 and its standard error over sentences
+    (a ratio estimator over the paired differences; `n`: tokens per sentence)."""
+    delta = float(d.sum() / n.sum())
+    spread = float(((d - delta * n) ** 2).sum()) / max(len(n) - 1, 1)
+    se = math.sqrt(spread * len(n)) / float(n.sum())
+    return math.exp(delta) - 1.0, math.exp(delta) * se
 
 
 def _fingerprint(model_name: str, token_lists: list[list[str]]) -> str:

@@ -38,16 +38,21 @@ def finished(state: dict) -> dict:
         row = dict(row)
         if row.get("ok"):
             row["source"], row["account"] = finish.finish(row["source"], row["operator"], causal)
-            try:
-                row["length"], row["key"] = program.length(row["source"]), program.key(row["source"])
-            except ValueError:
-                pass  # a source that no longer parses keeps what it was stored with
+            row["length"], row["key"] = _measured(row)
         if row["key"] in seen:
             row["key"] = f"{row['key']}#{row['id']}"
         seen.add(row["key"])
         rows.append(row)
     archive.update(records=rows, **{FINISHED: True})
     return {**state, "archive": archive, **_selected(state, archive)}
+
+
+def _measured(row: dict) -> tuple[int, str]:
+    """Returns the length and key of a row's source; those it was stored with when it does not parse."""
+    try:
+        return program.length(row["source"]), program.key(row["source"])
+    except ValueError:
+        return row["length"], row["key"]
 
 
 def _selected(state: dict, archive_state: dict) -> dict:
