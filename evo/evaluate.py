@@ -25,9 +25,8 @@ from evo.errors import UserError
 BACKENDS = parallel.BACKENDS
 # Programs per task at most: large enough to amortise dispatch, small enough to balance.
 MAX_BATCH = 8
-PROBE = 4     # sentences whose normalised matrices fingerprint what a program does (`behaviour`)
-DECIMALS = 4  # rounding before fingerprinting: programs that differ below it attend the same
-DUPLICATE = "attends exactly as an earlier program (the same matrices on the probe sentences); not scored"
+DECIMALS = 4  # rounding before fingerprinting (`behaviour`): programs that differ below it attend the same
+DUPLICATE = "attends exactly as an earlier program (the same matrices on every sentence); not scored"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +37,7 @@ class Evaluation:
     length: int                  # AST nodes; 0 when the source does not parse
     error: str | None            # one line, when failed
     seconds: float               # wall time of running and scoring
-    behaviour: str | None = None  # fingerprint of its matrices on the first PROBE sentences (when it ran)
+    behaviour: str | None = None  # fingerprint of its matrices on every sentence of the set (when it ran)
     duplicate: bool = False      # its behaviour was in `seen`: not scored, and not to be counted as a program
 
 
@@ -82,6 +81,12 @@ def load_targets(aset_path) -> _Loaded:
 
 def score_outputs(loaded: _Loaded, matrices: list[np.ndarray]) -> tuple[np.ndarray | None, str | None]:
     """Returns (iou per head, None) for raw program outputs, or (None, reason) when malformed."""
+    clean, error = normalised(loaded, matrices)
+    return (None, error) if clean is None else (fitness.iou(loaded.targets, clean), None)
+
+
+def normalised(loaded: _Loaded, matrices: list[np.ndarray]) -> tuple[list[np.ndarray] | None, str | None]:
+    """Returns (raw program outputs normalised, one per sentence of the set, None), or (None, reason)."""
     clean = []
     for s, (raw, toks) in enumerate(zip(matrices, loaded.tokens)):
         try:
@@ -90,7 +95,7 @@ def score_outputs(loaded: _Loaded, matrices: list[np.ndarray]) -> tuple[np.ndarr
             return None, f"{err} on sentence {s}"
     if len(clean) != len(loaded.tokens):
         return None, f"{len(clean)} outputs for {len(loaded.tokens)} sentences"
-    return fitness.iou(loaded.targets, clean), None
+    return clean, None
 
 
 def outputs(source: str, sentences: list[list[str]], causal: bool,
@@ -121,8 +126,9 @@ def behaviour(matrices: list[np.ndarray]) -> str:
 def evaluate_one(source: str, loaded: _Loaded, limits: sandbox.Limits, seen: frozenset = frozenset()) -> Evaluation:
     """Returns the evaluation of one program against every head of a loaded set.
 
-    A program whose behaviour (evo.evaluate.behaviour on the first PROBE sentences) is in `seen`
-    is not scored: it comes back `duplicate`, failed, with that behaviour.
+    A program whose behaviour (evo.evaluate.behaviour of its matrices on every sentence) is in
+    `seen` is not scored: it would score exactly as that earlier program on every head; it comes
+    back `duplicate`, failed, with that behaviour.
     """
     start = time.perf_counter()
     try:
@@ -130,19 +136,16 @@ def evaluate_one(source: str, loaded: _Loaded, limits: sandbox.Limits, seen: fro
     except ValueError:
         size = 0
     outcome = sandbox.run(source, loaded.tokens, limits)
-    found = None
+    clean, found, scores = None, None, None
     if outcome.ok:
-        try:
-            found = behaviour([fitness.normalise(raw, len(toks), loaded.causal)
-                               for raw, toks in zip(outcome.matrices[:PROBE], loaded.tokens)])
-        except ValueError:
-            found = None  # malformed output: score_outputs says why
+        clean, error = normalised(loaded, outcome.matrices)
+        found = behaviour(clean) if clean is not None else None
         if found is not None and found in seen:
             return Evaluation(program.key(source), False, None, size, DUPLICATE, time.perf_counter() - start,
                               found, True)
-        scores, error = score_outputs(loaded, outcome.matrices)
+        scores = fitness.iou(loaded.targets, clean) if clean is not None else None
     else:
-        scores, error = None, outcome.error or "failed without a reason"
+        error = outcome.error or "failed without a reason"
     return Evaluation(program.key(source), scores is not None, scores, size, error,
                       time.perf_counter() - start, found if scores is not None else None)
 

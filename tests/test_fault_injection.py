@@ -278,6 +278,19 @@ _GOOD = ("import numpy as np\n\n\ndef attention(tokens):\n    n = len(tokens)\n"
          "    return np.eye(n, k=-1) + np.eye(n) * {w}\n")
 
 
+@pytest.fixture
+def model_set(tiny_gpt2_dir, tmp_path):
+    """Returns an attention set captured from a tiny random GPT-2: heads no program fits exactly, so the offline
+    edits keep finding programs that attend as no earlier one (on the synthetic set every head is fitted exactly
+    at once, and later edits mostly repeat earlier programs, which are not counted: evo.search.novelty)."""
+    corpus = tmp_path / "model-corpus.txt"
+    corpus.write_text("\n".join(conftest.SENTENCES) + "\n", encoding="utf-8")
+    out = tmp_path / "model-set"
+    done = _evo("capture", "--model", tiny_gpt2_dir, "--corpus", corpus, "--out", out)
+    assert done.returncode == 0, done.stderr
+    return type("Captured", (), {"path": out})()
+
+
 def _llm_search(server_url, aset, run_dir):
     return cli.main(["search", "--attention-set", str(aset.path), "--run-dir", str(run_dir), "--workers", "1",
                      "--max-programs", "40", "--batch-size", "4", "--operators", "mixed",
@@ -285,7 +298,7 @@ def _llm_search(server_url, aset, run_dir):
                      "--llm-retries", "0"])
 
 
-def test_an_llm_endpoint_that_dies_mid_run_leaves_a_finished_valid_search(tiny_attention_set, tmp_path):
+def test_an_llm_endpoint_that_dies_mid_run_leaves_a_finished_valid_search(model_set, tmp_path):
     """Injects: the LLM server dies (drops connections, then refuses them) after its third reply. Checks: the
     search still reaches its budget on the offline edits, exit 0, with a checkpoint that loads; a resume while
     the endpoint is dead is refused in one line, before anything runs."""
@@ -300,7 +313,7 @@ def test_an_llm_endpoint_that_dies_mid_run_leaves_a_finished_valid_search(tiny_a
     server = ScriptedServer(script)
     server.__enter__()
     try:
-        assert _llm_search(server.base_url, tiny_attention_set, tmp_path / "run") == 0
+        assert _llm_search(server.base_url, model_set, tmp_path / "run") == 0
     finally:
         server.kill()
     state = checkpoint.load(tmp_path / "run")
