@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from evo import divergence, perplexity, schedule
-from tests.test_forward import _own
+from tests.test_forward import _own, random_candidates
 from tests.test_perplexity import SENTENCES, _loaded
 
 
@@ -75,10 +75,7 @@ def test_batched_candidates_and_the_greedy_marginal_agree_with_runs_one_at_a_tim
                            costs="divergence")
     many = perplexity.Meter(decoder, SENTENCES, perplexity.Settings(batch_size=5, candidates_per_pass=3),
                             costs="divergence")
-    rng = np.random.default_rng(1)
-    candidates = [one.uniform_matrices()] + [
-        [np.tril(rng.random((len(x), len(x)))) for x in one.ids] for _ in range(2)]
-    candidates = [[m / m.sum(1, keepdims=True) for m in c] for c in candidates]
+    candidates = random_candidates(one, seed=1, count=2)
     a, b = one.alone((1, 2), candidates), many.alone((1, 2), candidates)
     np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-8)
     acc = schedule.Accumulator(one)

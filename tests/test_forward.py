@@ -91,14 +91,19 @@ def _own(loaded, ids, layer, head):
     return out
 
 
+def random_candidates(meter, seed: int, count: int) -> list[list[np.ndarray]]:
+    """Returns uniform attention and `count` random causal attentions, row-normalised, for the meter's text."""
+    rng = np.random.default_rng(seed)
+    candidates = [meter.uniform_matrices()] + [
+        [np.tril(rng.random((len(x), len(x)))) for x in meter.ids] for _ in range(count)]
+    return [[m / m.sum(1, keepdims=True) for m in c] for c in candidates]
+
+
 def test_candidates_batched_together_cost_what_they_cost_one_at_a_time(tiny_model_dirs):
     loaded = _loaded(tiny_model_dirs["llama"], causal=True)
     one = perplexity.Meter(loaded, SENTENCES, perplexity.Settings(batch_size=4, candidates_per_pass=1))
     many = perplexity.Meter(loaded, SENTENCES, perplexity.Settings(batch_size=5, candidates_per_pass=3))
-    rng = np.random.default_rng(0)
-    candidates = [one.uniform_matrices()] + [
-        [np.tril(rng.random((len(x), len(x)))) for x in one.ids] for _ in range(3)]
-    candidates = [[m / m.sum(1, keepdims=True) for m in c] for c in candidates]
+    candidates = random_candidates(one, seed=0, count=3)
     a, b = one.alone((1, 2), candidates), many.alone((1, 2), candidates)
     np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-7)
     assert len({round(c, 9) for c, _ in a}) == 4
