@@ -15,6 +15,8 @@ import dataclasses
 from operators import base
 from operators.shared import account, canonical
 
+UNREAD = "a program that does not parse"  # the account of a source the canonical form cannot read
+
 
 def finish(source: str, operator: str, causal: bool) -> tuple[str, str]:
     """Returns (the program in canonical form, its account in words).
@@ -27,9 +29,6 @@ def finish(source: str, operator: str, causal: bool) -> tuple[str, str]:
         return tidy, account.of_program(tidy, operator, causal)
     except Exception:  # noqa: BLE001 -- untrusted text: whatever the AST tools make of it, the sandbox decides
         return source, UNREAD
-
-
-UNREAD = "a program that does not parse"
 
 
 def starting(programs: list[tuple[str, str, str]], causal: bool) -> list[tuple[str, str, str, str]]:
