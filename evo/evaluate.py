@@ -81,20 +81,21 @@ def load_targets(aset_path) -> _Loaded:
 
 def score_outputs(loaded: _Loaded, matrices: list[np.ndarray]) -> tuple[np.ndarray | None, str | None]:
     """Returns (iou per head, None) for raw program outputs, or (None, reason) when malformed."""
-    clean, error = normalised(loaded, matrices)
+    clean, error = normalised(matrices, loaded.tokens, loaded.causal)
     return (None, error) if clean is None else (fitness.iou(loaded.targets, clean), None)
 
 
-def normalised(loaded: _Loaded, matrices: list[np.ndarray]) -> tuple[list[np.ndarray] | None, str | None]:
-    """Returns (raw program outputs normalised, one per sentence of the set, None), or (None, reason)."""
+def normalised(matrices: list[np.ndarray], sentences: list[list[str]],
+               causal: bool) -> tuple[list[np.ndarray] | None, str | None]:
+    """Returns (raw program outputs normalised, one per sentence, None), or (None, reason) when malformed."""
     clean = []
-    for s, (raw, toks) in enumerate(zip(matrices, loaded.tokens)):
+    for s, (raw, toks) in enumerate(zip(matrices, sentences)):
         try:
-            clean.append(fitness.normalise(raw, len(toks), loaded.causal))
+            clean.append(fitness.normalise(raw, len(toks), causal))
         except ValueError as err:
             return None, f"{err} on sentence {s}"
-    if len(clean) != len(loaded.tokens):
-        return None, f"{len(clean)} outputs for {len(loaded.tokens)} sentences"
+    if len(clean) != len(sentences):
+        return None, f"{len(clean)} outputs for {len(sentences)} sentences"
     return clean, None
 
 
@@ -104,13 +105,7 @@ def outputs(source: str, sentences: list[list[str]], causal: bool,
     outcome = sandbox.run(source, sentences, limits)
     if not outcome.ok:
         return None, outcome.error or "failed without a reason"
-    clean = []
-    for s, (raw, toks) in enumerate(zip(outcome.matrices, sentences)):
-        try:
-            clean.append(fitness.normalise(raw, len(toks), causal))
-        except ValueError as err:
-            return None, f"{err} on sentence {s}"
-    return clean, None
+    return normalised(outcome.matrices, sentences, causal)
 
 
 def behaviour(matrices: list[np.ndarray]) -> str:
@@ -136,9 +131,9 @@ def evaluate_one(source: str, loaded: _Loaded, limits: sandbox.Limits, seen: fro
     except ValueError:
         size = 0
     outcome = sandbox.run(source, loaded.tokens, limits)
-    clean, found, scores = None, None, None
+    found, scores = None, None
     if outcome.ok:
-        clean, error = normalised(loaded, outcome.matrices)
+        clean, error = normalised(outcome.matrices, loaded.tokens, loaded.causal)
         found = behaviour(clean) if clean is not None else None
         if found is not None and found in seen:
             return Evaluation(program.key(source), False, None, size, DUPLICATE, time.perf_counter() - start,
