@@ -12,8 +12,9 @@ stopped earlier. At each stop it is exported (RUN/long/N/) and measured:
     held-out        each head's best fit, its best front program of at most 200 AST nodes and its
                     readable pick (<= 60 nodes) scored against that head on --corpus (or the
                     validation split), as the paper scores its programs; heads >= 0.8
-    vocabulary      prelude names the archive's programs call (the library in use), and how many
-                    programs use invented terms (key_weight, key_after: tables read off the heads)
+    vocabulary      prelude names the archive's programs call, how many programs use the token tables
+                    read off a head (key_weight, key_after), the run's term library (evo.search.library):
+                    its size, the terms added since the last stop, and how many programs use its terms
     novelty         programs rejected before scoring as repeats of earlier ones (evo.search.novelty),
                     the seconds they took to run beside the run's evaluation seconds
     cost            seconds per program of this leg, peak resident memory of the run's processes
@@ -129,16 +130,19 @@ def vocabulary(run_dir: pathlib.Path) -> dict:
     programs rejected before scoring as repeats (evo.search.novelty) with the evaluation time they took."""
     state = checkpoint.load(run_dir)
     records = [r for r in state["archive"]["records"] if r["ok"]]
-    names, invented = set(), 0
+    names, invented, with_library = set(), 0, 0
     known = set(prelude.__all__)
+    library = [t["name"] for t in state.get("library") or []]
     for r in records:
         called = {n.func.id for n in ast.walk(ast.parse(r["source"]))
                   if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
         names |= called & known
         invented += bool(called & set(INVENTED))
+        with_library += bool(called & set(library))
     rejected = state.get("novelty") or {}
     evaluated = sum(float(r.get("seconds", 0.0)) for r in state["archive"]["records"])
     return {"library_in_use": len(names), "programs_with_invented_terms": invented,
+            "library_terms": library, "library_size": len(library), "programs_with_library_terms": with_library,
             "duplicates_rejected": int(rejected.get("duplicates", 0)),
             "duplicate_seconds": round(float(rejected.get("seconds", 0.0)), 1),
             "evaluation_seconds": round(evaluated, 1)}
@@ -188,8 +192,10 @@ def _tree_rss(pid: int, psutil) -> int:
 def line(r: dict) -> str:
     return (f"{r['programs']} programs: search {r['iou_search']:.4f}, held-out best {r['best_heldout']:.4f} "
             f"({r['heads_08_heldout']} heads >= 0.8), <= {WITHIN} nodes {r['within_200_heldout']:.4f}, readable "
-            f"{r['readable_heldout']:.4f}; library {r['library_in_use']} names, {r['programs_with_invented_terms']} "
-            f"programs with invented terms; {r.get('duplicates_rejected', 0)} repeats rejected before scoring; "
+            f"{r['readable_heldout']:.4f}; prelude {r['library_in_use']} names, {r['programs_with_invented_terms']} "
+            f"programs with token tables; library {r.get('library_size', 0)} terms, used by "
+            f"{r.get('programs_with_library_terms', 0)} programs; "
+            f"{r.get('duplicates_rejected', 0)} repeats rejected before scoring; "
             f"{_per(r)} s/program, {_gb(r)}")
 
 
@@ -205,11 +211,13 @@ def _gb(r: dict) -> str:
 
 def table(rows: list[dict]) -> str:
     head = ("| programs | IoU, search split | IoU, held-out (best) | heads >= 0.8 | best <= 200 nodes, held-out "
-            "| readable, held-out | library in use | programs with invented terms | s / program | peak memory |\n"
-            "|---|---|---|---|---|---|---|---|---|---|")
+            "| readable, held-out | prelude names in use | programs with token tables | library terms "
+            "| programs with library terms | s / program | peak memory |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|")
     body = [f"| {r['programs']} | {r['iou_search']:.4f} | {r['best_heldout']:.4f} | {r['heads_08_heldout']} | "
             f"{r['within_200_heldout']:.4f} | {r['readable_heldout']:.4f} | {r['library_in_use']} | "
-            f"{r['programs_with_invented_terms']} | {_per(r)} | {_gb(r)} |"
+            f"{r['programs_with_invented_terms']} | {r.get('library_size', '–')} | "
+            f"{r.get('programs_with_library_terms', '–')} | {_per(r)} | {_gb(r)} |"
             for r in rows]
     return "\n".join([head, *body])
 

@@ -87,3 +87,6 @@ class Operator:
 
     def known(self, keys) -> None:
         """Tells the operator which programs (by `evo.program.key`) were evaluated already: a live view."""
+
+    def library(self, terms: tuple) -> None:
+        """Tells the operator the run's invented score terms (evo.terms.Term), before each generation."""

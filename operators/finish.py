@@ -80,6 +80,9 @@ class Finished(base.Operator):
     def known(self, keys) -> None:
         self.inner.known(keys)
 
+    def library(self, terms: tuple) -> None:
+        self.inner.library(terms)
+
     def __getattr__(self, name: str):
         if name == "inner":  # not set yet (during unpickling): no recursion
             raise AttributeError(name)

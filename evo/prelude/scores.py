@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["steps_back", "log_distance", "sink_later", "key_weight", "key_after"]
+__all__ = ["steps_back", "log_distance", "sink_later", "key_weight", "key_after", "query_weight"]
 
 
 def steps_back(tokens: Sequence[str], d: int) -> np.ndarray:
@@ -59,3 +59,14 @@ def key_after(tokens: Sequence[str], weights: dict) -> np.ndarray:
     n = len(tokens)
     column = np.array([0.0] + [float(weights.get(t, 0.0)) for t in tokens[:-1]], dtype=np.float64)[:n]
     return np.broadcast_to(column, (n, n)).copy()
+
+
+def query_weight(tokens: Sequence[str], weights: dict) -> np.ndarray:
+    """Returns (n, n): in row i, `weights[tokens[i]]` (0 for a token not listed): a score per query token.
+
+    Alone it changes no softmax (a row's scores all move together); times a pattern it says which
+    queries lean on that pattern: `query_weight(tokens, {",": 1.5, " the": -0.7}) * sink(tokens)`.
+    """
+    n = len(tokens)
+    row = np.array([float(weights.get(t, 0.0)) for t in tokens], dtype=np.float64)
+    return np.broadcast_to(row[:, None], (n, n)).copy()

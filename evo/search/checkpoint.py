@@ -23,7 +23,8 @@ CHECKPOINT = run.CHECKPOINT
 REQUIRED = ("schema_version", "generation", "archive", "rng", "spent", "budgets", "attention_set")
 _TYPES = {"generation": int, "archive": dict, "rng": dict, "spent": dict, "budgets": dict, "attention_set": dict,
           "fronts": list, "islands": list, "heads": dict, "population": list, "operator": dict, "log_bytes": int,
-          "stall": int, "operator_failures": int, "novelty": dict}
+          "stall": int, "operator_failures": int, "novelty": dict,
+          "library": list}
 
 
 def save(run_dir: pathlib.Path, state: dict) -> None:
@@ -75,6 +76,7 @@ def encode(engine) -> dict:
         "operator": engine.operator.state_dict(),
         "operator_failures": engine.operator_failures,
         "novelty": engine.novelty.state(),
+        "library": engine.library.state(),
         "log_bytes": engine.log_bytes,
         "stall": engine.stall,
     }
@@ -91,6 +93,7 @@ def restore(engine, state: dict) -> None:
     engine.operator.load_state_dict(state.get("operator", {}))
     engine.operator_failures = int(state.get("operator_failures", 0))
     engine.novelty.load(state.get("novelty", {}))
+    engine.library.load(state.get("library"))   # runs made before term libraries have none
     engine.stall = int(state.get("stall", 0))
     engine.log_bytes = int(state["log_bytes"])
     engine.clock = progress.Clock(float(state["spent"]["seconds"]))   # this session's clock on top of the earlier

@@ -5,7 +5,8 @@
             children  <- operator.vary(requests)
             new       <- children whose normalised source was never evaluated
             scores    <- evaluate(new)               # one parallel call per generation
-            archive, log, per-head NSGA-II selection, checkpoint
+            archive, log, the terms new programs invented (evo.search.library), per-head NSGA-II
+            selection, checkpoint
             downstream cascade for near-front programs  # in the background, beside the next
                                                         # generation, joined before its add
     until a budget, the operator, or a signal says stop.
@@ -27,7 +28,7 @@ import numpy as np
 
 from evo.search import archive as archive_mod
 from evo import run
-from evo.search import budgets, cascade, checkpoint, intake, novelty, parents, progress, runlog, selection
+from evo.search import budgets, cascade, checkpoint, intake, library, novelty, parents, progress, runlog, selection
 from evo.search import heads as heads_mod
 from evo.errors import UserError
 from operators import base
@@ -83,6 +84,7 @@ class Search:
         self.stall = 0
         self.operator_failures = 0  # children an operator could not produce
         self.novelty = novelty.Novelty()  # programs rejected as the same attention as earlier ones
+        self.library = library.Library()  # invented score terms, grown as programs that use them are made
         self.log_bytes = 0
         self.clock = progress.Clock()
         self._committed: dict | None = None
@@ -113,6 +115,7 @@ class Search:
         self.operator.known(self.archive.by_key)
         self._start_cascade()
         while (reason := self.exhausted()) is None:
+            self.operator.library(tuple(self.library.terms))
             requests = parents.requests(budgets.batch(self.budget, self.settings.batch_size, len(self.archive)), self)
             children = self.operator.vary(requests)
             if should_stop():
@@ -128,6 +131,9 @@ class Search:
             self.generation += 1
             before = self.best
             self._add(fresh, results, targets)
+            added = self.library.admit(fresh, results, self.generation)
+            if added:
+                self._message(f"library: {len(self.library)} terms (+{', '.join(t.name for t in added)})")
             self.operator.outcomes(fresh, [bool(r.ok and (r.iou > before + 1e-6).any()) for r in results])
             self.stall = 0 if fresh else self.stall + 1
             self._commit()

@@ -24,11 +24,12 @@ MUTATE_WEIGHTS = {
     "change_constant": 1.0, "shift_offset": 1.0, "swap_predicate": 0.75, "flip_comparison": 0.5,
     "sharpen": 0.5, "add_sink": 1.0, "mix_pattern": 1.0, "drop_term": 0.5, "fit_weight": 3.0,
     "fit_basis": 5.0, "fit_scratch": 4.0, "fit_prune": 6.25, "fit_scored": 6.0, "fit_wide": 20.0,
-    "fit_sparse": 4.0,
+    "fit_sparse": 4.0, "invent_term": 10.0,
 }
 CROSSOVER_WEIGHTS = {"mix": 2.0, "splice_condition": 1.5, "swap_helper": 1.0, "fit_mix": 6.0, "fit_scored": 3.0,
                      "fit_wide": 6.0}
-FIT_EDITS = ("fit_weight", "fit_mix", "fit_basis", "fit_scratch", "fit_prune", "fit_scored", "fit_wide", "fit_sparse")
+FIT_EDITS = ("fit_weight", "fit_mix", "fit_basis", "fit_scratch", "fit_prune", "fit_scored", "fit_wide", "fit_sparse",
+             "invent_term")
 FIRST_EDITS = {0: "fit_wide", 1: "fit_sparse"}   # a head's first requests, by visits (table_first)
 _POINT_EDITS = {
     "change_constant": mutations.change_constant, "shift_offset": mutations.shift_offset,
@@ -97,7 +98,7 @@ class SymbolicOperator(fit_edits.FitEdits, base.Operator):
             from evo import evaluate
             spec = (self.settings, self.aset_path, self.causal, self.limits)
             chunks = evaluate.batches(len(requests), self.pool.size)
-            made = self.pool.starmap(_vary_batch, [(spec, [requests[i] for i in r]) for r in chunks])
+            made = self.pool.starmap(_vary_batch, [(spec, self.terms, [requests[i] for i in r]) for r in chunks])
             children = [c for batch in made for c in batch]
         for child in children:
             if child.source is None:
@@ -221,11 +222,13 @@ class SymbolicOperator(fit_edits.FitEdits, base.Operator):
 _WORKER: list = []   # in a worker process: [(spec, operator)], the operator last built there
 
 
-def _vary_batch(spec: tuple, requests: list[base.Request]) -> list[base.Child]:
-    """Returns the children of a batch of requests (runs in a worker; the operator is built once per process)."""
+def _vary_batch(spec: tuple, terms: tuple, requests: list[base.Request]) -> list[base.Child]:
+    """Returns the children of a batch of requests (runs in a worker; the operator is built once per process
+    and told the run's library each batch)."""
     if not _WORKER or _WORKER[0][0] != spec:
         settings, aset_path, causal, limits = spec
         _WORKER[:] = [(spec, SymbolicOperator(settings, aset_path, causal, limits))]
+    _WORKER[0][1].library(terms)
     return [_WORKER[0][1]._child(r) for r in requests]
 
 

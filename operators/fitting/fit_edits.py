@@ -16,11 +16,11 @@ import numpy as np
 
 from operators import base
 from operators.shared import basis, canonical, mixing
-from operators.fitting import fit, scored_edits, scored_text
+from operators.fitting import fit, scored_edits, scored_text, term_edits
 from operators.shared.ast_edits import NotApplicable
 
 
-class FitEdits(scored_edits.ScoredEdits):
+class FitEdits(scored_edits.ScoredEdits, term_edits.TermEdits):
     """The fitting edits, mixed into the symbolic operator (needs `settings`, `fitter`, `causal`)."""
 
     def _fit_weight(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:

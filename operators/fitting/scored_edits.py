@@ -6,10 +6,12 @@
     fit_scored   a row softmax of a few score terms fitted to the head; scored parents' terms
                  (both, in a crossover) are refitted and grow by one to three terms
     fit_prune    on a scored parent: drop the score terms the head can do without
+    invent_term  a new term for the head's library (operators.fitting.term_edits)
     fit_sparse   the best scored program of at most `sparse_terms` terms and `sparse_nodes` AST nodes
                  (operators.fitting.sparse): the readable end of a front, made on purpose
 
-A mixin of the symbolic operator, beside operators.fitting.fit_edits (needs `settings`, `fitter`, `causal`).
+A mixin of the symbolic operator, beside operators.fitting.fit_edits and operators.fitting.term_edits (whose
+`_library_problem` puts the run's invented terms in every fit; needs `settings`, `fitter`, `causal`).
 """
 
 import numpy as np
@@ -41,13 +43,12 @@ class ScoredEdits:
         programs of its front). Scored parents' terms are the starting weights."""
         problem = self._wide_problem()
         target = self._target(request.targets(), self._wide_sample)
-        allowed = None
         if self.settings.invent:   # one term per head, for every query alike (per class, a table in each)
             sample = self._wide_sample
             invented = invent.terms(sample.tokens, sample.lengths, target, self.causal)
             if invented:
                 problem = problem.extended(sample, invented)
-                allowed = problem.unconditioned(list(range(len(problem.keys) - len(invented), len(problem.keys))))
+        allowed = self._free(problem, len(self._base_wide().keys))   # invented and library terms: one each
         start = self._parent_terms(request, problem)
         result = scored.fit_wide(problem, target, self.settings.wide_terms, start=start, allowed=allowed)
         edit = f"refitted scored parents' {len(start)} terms as {len(result.terms)}" if start else None
@@ -86,13 +87,17 @@ class ScoredEdits:
         return canonical.tidy(scored_text.source(result), self.causal), meta
 
     def _scored_problem(self) -> scored.Problem:
-        """Returns the score terms on the fit sample, built once per process."""
+        """Returns the score terms on the fit sample, the run's library among them."""
         if getattr(self, "_scored", None) is None:
             self._scored = scored.problem(self.fitter, self.settings.linguistic, self.causal)
-        return self._scored
+        return self._library_problem(self._scored, self.fitter.sample)
 
     def _wide_problem(self) -> scored.Problem:
-        """Returns the score terms on the wide fits' larger sample (`wide_sentences`), built once per process."""
+        """Returns the score terms on the wide fits' larger sample (`wide_sentences`), the library among them."""
+        return self._library_problem(self._base_wide(), self._wide_sample)
+
+    def _base_wide(self) -> scored.Problem:
+        """Returns the fixed vocabulary's terms on the wide sample, built once per process."""
         if getattr(self, "_wide", None) is None:
             self._wide_sample = fit.Sample(self.fitter.aset_path, self.settings.wide_sentences)
             self._wide = scored.problem(self.fitter, self.settings.linguistic, self.causal, self._wide_sample)

@@ -54,13 +54,23 @@ class Problem:
         """Returns this problem with more key terms on the same sample (each also per query class),
         sharing everything that does not change."""
         out = copy.copy(self)
-        for cached in ("scale", "by_expr"):
+        for cached in ("scale", "by_expr", "definitions"):
             out.__dict__.pop(cached, None)
         out.keys = self.keys + list(extra)
         out.feats = out.keys + [score_terms.conditioned(q, f) for q in self.queries for f in out.keys]
         dense = np.stack([sample.pack([score_terms.values(f, list(t)) for t in sample.tokens]) for f in extra])
         added = dense.reshape(len(extra), -1)[:, self.entry].T.astype(np.float32)   # (E, m)
         out.values = np.ascontiguousarray(np.hstack([self.values, added]))
+        return out
+
+    def on_rows(self, rows: np.ndarray) -> "Problem":
+        """Returns this problem weighing only the rows where `rows` (R,) bool is true (their weights rescaled
+        to sum to 1): a fit on part of the sample, scored on the rest, shares one set of term values."""
+        out = copy.copy(self)
+        out.__dict__.pop("scale", None)
+        seg_rows = self.entry_row[self.starts]                      # each segment's row
+        weight = self.row_weight[seg_rows] * np.asarray(rows, dtype=bool)[seg_rows]
+        out.segment_weight = weight / max(weight.sum(), 1e-12)
         return out
 
     def unconditioned(self, keys: list[int]) -> np.ndarray:
@@ -156,6 +166,21 @@ class Problem:
             if f.query and f.key.expr.startswith("key_is("):
                 pair = f'pos_pair(tokens, "{f.query}", {f.key.expr[len("key_is(tokens, "):]}'
                 out[ast.dump(ast.parse(pair, mode="eval").body)] = i
+        return out
+
+
+    def index(self, expr: str) -> int:
+        """Returns the index of the term written `expr`."""
+        return self.by_expr[ast.dump(ast.parse(expr, mode="eval").body)]
+
+    @functools.cached_property
+    def definitions(self) -> dict[str, str]:
+        """Returns each invented term's function name and the syntax tree of its definition."""
+        out = {}
+        for f in self.keys:
+            if f.definition:
+                node = ast.parse(f.definition).body[0]
+                out[node.name] = ast.dump(node)
         return out
 
 

@@ -36,6 +36,8 @@ def read(source: str, problem: Problem) -> list[tuple[int, float]] | None:
     if len(body) < 2 or ast.unparse(body[-1]) != "return softmax_rows(scores)":
         return None
     known, found = problem.by_expr, {}
+    if not _same_definitions(tree, problem):
+        return None
     for k, stmt in enumerate(body[:-1]):
         first = k == 0 and isinstance(stmt, ast.Assign) and ast.unparse(stmt.targets[0]) == "scores"
         more = k > 0 and isinstance(stmt, ast.AugAssign) and isinstance(stmt.op, (ast.Add, ast.Sub)) \
@@ -48,6 +50,16 @@ def read(source: str, problem: Problem) -> list[tuple[int, float]] | None:
             i = known[ast.dump(e)]
             found[i] = found.get(i, 0.0) + sign * w
     return [(i, w) for i, w in found.items() if w != 0.0] or None
+
+
+def _same_definitions(tree: ast.Module, problem: Problem) -> bool:
+    """Returns whether every invented term the module defines is defined as the problem's term of that name
+    (a program that rewrote `_nearest_capital` is not the library's `_nearest_capital`)."""
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name in problem.definitions:
+            if ast.dump(node) != problem.definitions[node.name]:
+                return False
+    return True
 
 
 def _weighted(node: ast.expr) -> list[tuple[float, ast.expr]] | None:
@@ -100,7 +112,8 @@ def source(result: Fit) -> str:
                 f" {'+' if w > 0 else '-'} {abs(w):g} * {f.key.expr}" for f, w in terms[1:])
             lines.append(f'    scores {op} query_is(tokens, "{query}") * ({inner})')
     text = account(result)
-    out = (f'"""{text[:1].upper() + text[1:]}."""\n\n\n'
+    defined = dict.fromkeys(f.definition.strip() + "\n\n\n" for f, _ in result.terms if f.definition)
+    out = (f'"""{text[:1].upper() + text[1:]}."""\n\n\n' + "".join(defined) +
            "def attention(tokens):\n" + "\n".join(lines) + "\n    return softmax_rows(scores)\n")
     return rendering.wrapped_sum(out)
 

@@ -88,6 +88,11 @@ class Interleaved(base.Operator):
         """Lets the LLM show its calls as they finish."""
         self.llm.report_to(message)
 
+    def library(self, terms: tuple) -> None:
+        """Tells both operators the run's invented terms."""
+        self.llm.library(terms)
+        self.offline.library(terms)
+
     def known(self, keys) -> None:
         """Passes the evaluated programs on to both operators."""
         self.llm.known(keys)

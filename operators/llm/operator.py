@@ -124,6 +124,11 @@ class LLMOperator(base.Operator):
         """Shows one line per finished call through `message` (the search's progress display)."""
         self.on_call = message
 
+    def library(self, terms: tuple) -> None:
+        """Passes the run's invented terms to the offline fallback, which fits with them."""
+        if self.fallback is not None:
+            self.fallback.library(terms)
+
     def known(self, keys) -> None:
         """Keeps the engine's view of evaluated programs, to tell a repeated reply (operators.llm.exchange)."""
         self.repeats.known = keys

@@ -43,6 +43,8 @@ class Feature:
     compute: Callable[[list[str]], np.ndarray] = dataclasses.field(compare=False, repr=False, default=None)
     query: str = ""            # the query word's part of speech the term is conditioned on ("" every query)
     key: "Feature | None" = dataclasses.field(compare=False, repr=False, default=None)  # the term conditioned
+    definition: str = dataclasses.field(compare=False, repr=False, default="")  # an invented term's function
+                                                                                # (evo.terms), which programs carry
 
 
 def _call(name: str, meaning: str, *args, linguistic: bool = False) -> Feature:
@@ -54,7 +56,7 @@ def _call(name: str, meaning: str, *args, linguistic: bool = False) -> Feature:
 def conditioned(query: str, key: Feature) -> Feature:
     """Returns the key term restricted to queries whose word is a `query` part of speech."""
     return Feature(f'query_is(tokens, "{query}") * {key.expr}', f"from {article(query)}: {key.meaning}", True,
-                   lambda t: prelude.query_is(t, query) * key.compute(t), query, key)
+                   lambda t: prelude.query_is(t, query) * key.compute(t), query, key, key.definition)
 
 
 def queries(linguistic: bool) -> tuple[str, ...]:

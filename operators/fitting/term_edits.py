@@ -1,0 +1,134 @@
+"""The offline operator's term invention, and the run's library inside every scored fit.
+
+    invent_term   for the head: its wide fit on half the sample's sentences (the even ones)
+                  candidates  <- the grammar (operators.fitting.grammar), each run in the sandbox
+                  the two that raise that fit most, added alone at their best weight, are refitted with it
+                  kept when the fit with it beats the fit without on the other half's rows by MIN_GAIN
+                  the child: the head's wide fit on the whole sample with the kept term,
+                  the term itself in meta["term"], for the engine's library (evo.search.library)
+
+Every scored fit (fit_wide, fit_scored, fit_sparse, fit_prune) weighs the library's terms beside the
+fixed vocabulary; a term is a key term for every query alike (not one per query class, where a wide
+fit's table would grow by a dozen columns a term). A mixin of the symbolic operator, beside
+operators.fitting.scored_edits (needs `settings`, `fitter`, `causal`, `limits`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from operators import base
+from operators.fitting import grammar, library_terms, scored
+from operators.shared.ast_edits import NotApplicable
+
+MIN_GAIN = 0.001   # held-out IoU a new term must add to its head's fit
+LINE = (-2.0, -1.0, -0.5, -0.2, -0.1, 0.1, 0.2, 0.5, 1.0, 2.0)   # weights a candidate is tried at, alone, when screened
+SCREENED = 2       # candidates refitted, of those the grammar proposes
+CANDIDATES = 6     # candidates the grammar proposes a request
+
+
+class TermEdits:
+    """The run's library in the fits, and new terms for it."""
+
+    terms: tuple = ()
+
+    def library(self, terms: tuple) -> None:
+        """Keeps the run's invented terms for the fits that follow."""
+        self.terms = tuple(terms)
+
+    def _library_problem(self, problem: scored.Problem, sample) -> scored.Problem:
+        """Returns the problem with the library's terms added as key terms (cached per sample and library)."""
+        cache = self.__dict__.setdefault("_with_library", {})
+        features = [f for f in (self._values().feature(t) for t in self.terms) if f is not None]
+        names = tuple(f.expr for f in features)
+        found = cache.get(id(sample))
+        if found is None or found[0] != names[:len(found[0])]:
+            found = ((), problem)
+        done, out = found
+        if len(names) > len(done):
+            out = out.extended(sample, features[len(done):])
+            cache[id(sample)] = (names, out)
+        return out
+
+    def _values(self) -> library_terms.Values:
+        if getattr(self, "_term_values", None) is None:
+            self._term_values = library_terms.Values(self.fitter.aset_path, self.limits)
+        return self._term_values
+
+    def _free(self, problem: scored.Problem, fixed: int) -> np.ndarray:
+        """Returns the wide fit's allowed terms: every term, less per-class copies of the keys past `fixed`."""
+        return problem.unconditioned(list(range(fixed, len(problem.keys))))
+
+    def _invent_term(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
+        """Invents a term for the head from the grammar, kept only when it helps on held-out rows."""
+        heads = request.targets()
+        full = self._wide_problem()
+        sample, fixed = self._wide_sample, len(self._base_wide().keys)
+        target = self._target(heads, sample)
+        sentence = np.repeat(np.arange(len(sample.lengths)), sample.lengths)       # (R,) each row's sentence
+        find, keep = full.on_rows(sentence % 2 == 0), full.on_rows(sentence % 2 == 1)
+        flat = full.flat(target)
+        base_fit = scored.fit_wide(find, target, self.settings.wide_terms, allowed=self._free(full, fixed))
+        base_keep = keep.fidelity(_attention(full, base_fit), flat)
+        label = self._values().label(heads[0])
+        proposed = grammar.candidates(rng, sample.tokens, sample.lengths, target, label, self.terms,
+                                      CANDIDATES, self.causal)
+        tried = self._screened(full, find, flat, base_fit, proposed, sample)
+        best = None
+        for term, feature, weight in tried:
+            bigger = full.extended(sample, [feature])
+            start = [(bigger.index(f.expr), w) for f, w in base_fit.terms] + [(len(bigger.keys) - 1, weight)]
+            fit_terms = scored.fit_wide(find.extended(sample, [feature]), target, self.settings.wide_terms,
+                                        start=start, allowed=self._free(bigger, fixed))
+            gain = keep.extended(sample, [feature]).fidelity(_attention(bigger, fit_terms), flat) - base_keep
+            if gain >= MIN_GAIN and (best is None or gain > best[0]):
+                best = (gain, term, feature, bigger, fit_terms)
+        if best is None:
+            raise NotApplicable(f"none of {len(proposed)} invented terms added {MIN_GAIN} IoU on held-out rows "
+                                f"of {label}")
+        gain, term, feature, bigger, fit_terms = best
+        start = [(bigger.index(f.expr), w) for f, w in fit_terms.terms]
+        result = scored.fit_wide(bigger, target, self.settings.wide_terms, start=start,
+                                 allowed=self._free(bigger, fixed))
+        if not any(f.expr == feature.expr for f, _ in result.terms):
+            raise NotApplicable(f"the invented term {term.name} dropped out of {label}'s fit on the whole sample")
+        term = dataclasses.replace(term, head=int(heads[0]), gain=round(float(gain), 4))
+        source, meta = self._scored_child(result, request, "invent_term",
+                                          f"{term.name}: +{gain:.4f} IoU on held-out rows")
+        meta["term"] = term.to_dict()
+        return source, meta
+
+    def _screened(self, full, find, flat, base_fit, proposed, sample) -> list[tuple]:
+        """Returns the SCREENED candidates that raise the base fit most on the finding rows when added alone
+        at their best weight (a line search, the other weights held), with their score terms and that weight;
+        candidates that fail in the sandbox are dropped."""
+        idx = [full.index(f.expr) for f, _ in base_fit.terms]
+        w = np.array([x for _, x in base_fit.terms])
+        base = find.entry_scores(w, idx)
+        before = find.fidelity(_softmax(find, base), flat)
+        ranked = []
+        for term in proposed:
+            feature = self._values().candidate(term, sample.tokens)
+            if feature is None:
+                continue
+            one = find.extended(sample, [feature])
+            column = one.values[:, -1].astype(np.float64)      # (E,) the candidate at every entry
+            gains = [(find.fidelity(_softmax(find, base + a * column), flat) - before, a) for a in LINE]
+            gain, weight = max(gains)
+            ranked.append((gain, term, feature, weight))
+        ranked.sort(key=lambda t: -t[0])
+        return [(t, f, a) for g, t, f, a in ranked[:SCREENED] if g > 0]
+
+
+def _softmax(problem: scored.Problem, s: np.ndarray) -> np.ndarray:
+    """Returns each row's softmax of scores at the entries (E,)."""
+    e = np.exp(s - np.maximum.reduceat(s, problem.starts)[problem.segment])
+    return e / np.add.reduceat(e, problem.starts)[problem.segment]
+
+
+def _attention(problem: scored.Problem, fit: scored.Fit) -> np.ndarray:
+    """Returns a fit's softmax at the problem's valid entries (E,)."""
+    idx = [problem.index(f.expr) for f, _ in fit.terms]
+    return problem.softmax(np.array([w for _, w in fit.terms]), idx)
