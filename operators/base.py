@@ -90,3 +90,14 @@ class Operator:
 
     def library(self, terms: tuple) -> None:
         """Tells the operator the run's invented score terms (evo.terms.Term), before each generation."""
+
+    def fits_terms(self) -> bool:
+        """Returns whether `fit_terms` can fit a head with a term written elsewhere (an LLM's)."""
+        return False
+
+    def fit_terms(self, request: Request, candidates: list) -> tuple[str, dict]:
+        """Returns a program for the request's head that uses the best of `candidates` (evo.terms.Term) and
+        its meta (the term in meta["term"]); raises NotApplicable when the operator cannot fit terms or none
+        helps."""
+        from operators.shared.ast_edits import NotApplicable
+        raise NotApplicable(f"the {self.name} operator does not fit score terms")

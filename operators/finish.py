@@ -83,6 +83,12 @@ class Finished(base.Operator):
     def library(self, terms: tuple) -> None:
         self.inner.library(terms)
 
+    def fits_terms(self) -> bool:
+        return self.inner.fits_terms()
+
+    def fit_terms(self, request: base.Request, candidates: list) -> tuple[str, dict]:
+        return self.inner.fit_terms(request, candidates)
+
     def __getattr__(self, name: str):
         if name == "inner":  # not set yet (during unpickling): no recursion
             raise AttributeError(name)

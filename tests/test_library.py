@@ -255,3 +255,62 @@ def test_an_exported_program_carries_its_terms_and_runs_standalone(query_set, tm
     done = subprocess.run([sys.executable, "-c", script, *map(str, files)], capture_output=True, text=True,
                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).parents[1])})
     assert done.returncode == 0 and f"ran {len(files)}" in done.stdout, done.stderr
+
+
+# ---- a term written by an LLM ----
+
+
+LLM_TERM = '''Here is a term.
+```python
+def SinkAfterCat(tokens):
+    """On the first token, from the words cat and sat."""
+    n = len(tokens)
+    out = np.zeros((n, n))
+    for i, t in enumerate(tokens):
+        if t in (" cat", " sat"):
+            out[i, 0] = 1.0
+    return out
+```
+'''
+USELESS = '''```python
+def _nothing(tokens):
+    """Marks nothing at all, anywhere."""
+    return np.zeros((len(tokens), len(tokens)))
+```'''
+
+
+def _llm_operator(server, aset, tmp_path, ratio=1.0):
+    from operators.llm import operator as llm
+    offline = symbolic.SymbolicOperator(symbolic.Settings(wide_sentences=60), aset.path, True)
+    settings = llm.LLMSettings(model="gpt-4.1-mini", base_url=server.base_url, timeout=5.0, retries=0,
+                               term_ratio=ratio, run_dir=str(tmp_path), concurrency=2)
+    return llm.LLMOperator(settings, aset.path, key="sk-test", fallback=offline)
+
+
+def test_an_llm_term_is_asked_from_the_residual_and_kept_only_when_it_helps_held_out_rows(query_set, tmp_path):
+    from tests.llm_server import Reply, ScriptedServer
+    replies = iter([LLM_TERM, USELESS, "no code here"])
+    with ScriptedServer(lambda body: Reply(next(replies))) as server:
+        op = _llm_operator(server, query_set, tmp_path)
+        kept, useless, none = (op.vary([_request(0, seed)])[0] for seed in (1, 2, 3))
+    prompt = server.requests[0]["messages"][-1]["content"]
+    assert "Write ONE new score term" in prompt and "Where it misses most" in prompt
+    assert kept.operator == "llm.term" and kept.source is not None, kept.error
+    term = terms.Term.from_dict(dict(kept.meta["term"], generation=1))
+    assert term.name == "_sinkaftercat" and term.origin == "llm" and term.gain >= 0.05
+    assert f"{term.name}(tokens)" in kept.source
+    assert useless.source is None and "held-out rows" in useless.error
+    assert none.source is None and "no function" in none.error
+    lib = library.Library()
+    assert [t.name for t in lib.admit([kept, useless], [_Ran(), _Ran()], 2)] == ["_sinkaftercat"]
+
+
+def test_without_an_offline_fitter_the_llm_is_never_asked_for_a_term(query_set, tmp_path):
+    from operators.llm import operator as llm
+    from tests.llm_server import Reply, ScriptedServer
+    program = "```python\ndef attention(tokens):\n    return sink(tokens)\n```"
+    with ScriptedServer(lambda body: Reply(program)) as server:
+        settings = llm.LLMSettings(base_url=server.base_url, timeout=5.0, retries=0, term_ratio=1.0, edit_ratio=0.0)
+        op = llm.LLMOperator(settings, query_set.path, key="sk-test", fallback=None)
+        child = op.vary([_request(0, 1)])[0]
+    assert child.operator == "llm.rewrite" and child.source is not None

@@ -3,7 +3,8 @@
 A term is a weight times a prelude call (`1.2 * key_is(tokens, "DET")`, `0.3 * rows(decay(n, 0.7))`);
 dropping a family sets the weights of its terms to zero (for a softmax of scores, the term no longer
 counts; for a mix, the part is gone and the rest renormalised). Terms conditioned on the query's
-word (`query_is(tokens, "NOUN") * (...)`) belong to `part of speech` as a whole. The program with
+word (`query_is(tokens, "NOUN") * (...)`) belong to `part of speech` as a whole; the terms a run invented
+(private functions the program defines and calls, evo.terms) are the family `invented terms`. The program with
 a family dropped runs in the sandbox like any program; its IoU against the head on the same text,
 taken from the whole program's, is what the family is worth.
 """
@@ -25,6 +26,7 @@ TERM_FAMILIES = {
     "which token": ("key_weight", "key_after"),
     "syntax": ("head_matrix", "grandparent_matrix", "sibling_matrix", "chunk_matrix", "clause_matrix", "key_dep",
                "dependent_matrix"),
+    "invented terms": (),   # the program's own helpers, found in each program (`_defined`)
 }
 SHOWN = 3
 
@@ -66,9 +68,15 @@ def without(source: str, family: str) -> str | None:
     att = [s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "attention"]
     if not att:
         return None
-    drop = _Drop(set(TERM_FAMILIES[family]), family == "part of speech")
+    names = _defined(tree) if family == "invented terms" else set(TERM_FAMILIES[family])
+    drop = _Drop(names, family == "part of speech")
     drop.visit(att[0])
     return ast.unparse(ast.fix_missing_locations(tree)) if drop.dropped else None
+
+
+def _defined(tree: ast.Module) -> set[str]:
+    """Returns the functions the program defines besides `attention`: its invented terms."""
+    return {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name != "attention"}
 
 
 def variants(source: str) -> dict[str, str]:

@@ -16,6 +16,7 @@ operators.fitting.scored_edits (needs `settings`, `fitter`, `causal`, `limits`).
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import numpy as np
 
@@ -63,6 +64,25 @@ class TermEdits:
 
     def _invent_term(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
         """Invents a term for the head from the grammar, kept only when it helps on held-out rows."""
+        sample = self._wide_sample_loaded()
+        target = self._target(request.targets(), sample)
+        label = self._values().label(request.targets()[0])
+        proposed = grammar.candidates(rng, sample.tokens, sample.lengths, target, label, self.terms,
+                                      CANDIDATES, self.causal)
+        return self._kept(request, proposed, "invent_term")
+
+    def fits_terms(self) -> bool:
+        """Returns whether this operator has an attention set to fit terms on."""
+        return self.fitter is not None
+
+    def fit_terms(self, request: base.Request, candidates: list) -> tuple[str, dict]:
+        """Returns the head's wide fit with the best of `candidates` (evo.terms.Term, written elsewhere: by an
+        LLM) that helps on held-out rows, and that term in meta["term"]; NotApplicable when none does."""
+        with self.__dict__.setdefault("_term_lock", threading.Lock()):   # LLM calls finish on several threads
+            return self._kept(request, list(candidates), "fit_term")
+
+    def _kept(self, request: base.Request, proposed: list, label: str) -> tuple[str, dict]:
+        """Returns the child that uses the best proposed term that adds MIN_GAIN IoU on held-out rows."""
         heads = request.targets()
         full = self._wide_problem()
         sample, fixed = self._wide_sample, len(self._base_wide().keys)
@@ -72,12 +92,9 @@ class TermEdits:
         flat = full.flat(target)
         base_fit = scored.fit_wide(find, target, self.settings.wide_terms, allowed=self._free(full, fixed))
         base_keep = keep.fidelity(_attention(full, base_fit), flat)
-        label = self._values().label(heads[0])
-        proposed = grammar.candidates(rng, sample.tokens, sample.lengths, target, label, self.terms,
-                                      CANDIDATES, self.causal)
-        tried = self._screened(full, find, flat, base_fit, proposed, sample)
+        name = self._values().label(heads[0])
         best = None
-        for term, feature, weight in tried:
+        for term, feature, weight in self._screened(full, find, flat, base_fit, proposed, sample):
             bigger = full.extended(sample, [feature])
             start = [(bigger.index(f.expr), w) for f, w in base_fit.terms] + [(len(bigger.keys) - 1, weight)]
             fit_terms = scored.fit_wide(find.extended(sample, [feature]), target, self.settings.wide_terms,
@@ -87,18 +104,22 @@ class TermEdits:
                 best = (gain, term, feature, bigger, fit_terms)
         if best is None:
             raise NotApplicable(f"none of {len(proposed)} invented terms added {MIN_GAIN} IoU on held-out rows "
-                                f"of {label}")
+                                f"of {name}")
         gain, term, feature, bigger, fit_terms = best
         start = [(bigger.index(f.expr), w) for f, w in fit_terms.terms]
         result = scored.fit_wide(bigger, target, self.settings.wide_terms, start=start,
                                  allowed=self._free(bigger, fixed))
         if not any(f.expr == feature.expr for f, _ in result.terms):
-            raise NotApplicable(f"the invented term {term.name} dropped out of {label}'s fit on the whole sample")
+            raise NotApplicable(f"the invented term {term.name} dropped out of {name}'s fit on the whole sample")
         term = dataclasses.replace(term, head=int(heads[0]), gain=round(float(gain), 4))
-        source, meta = self._scored_child(result, request, "invent_term",
-                                          f"{term.name}: +{gain:.4f} IoU on held-out rows")
+        source, meta = self._scored_child(result, request, label, f"{term.name}: +{gain:.4f} IoU on held-out rows")
         meta["term"] = term.to_dict()
         return source, meta
+
+    def _wide_sample_loaded(self):
+        """Returns the wide fits' sample (building the wide problem once)."""
+        self._base_wide()
+        return self._wide_sample
 
     def _screened(self, full, find, flat, base_fit, proposed, sample) -> list[tuple]:
         """Returns the SCREENED candidates that raise the base fit most on the finding rows when added alone

@@ -1,9 +1,11 @@
 """One LLM request from prompt to child: the prompt, the call (asked again, hotter, when the reply repeats an
 evaluated program), the reply parsed and tidied, counted and logged.
 
-    prompt   <- mutation (rewrite or SEARCH/REPLACE edit) or crossover messages, fitted to the context
+    prompt   <- mutation (rewrite, SEARCH/REPLACE edit, or one new score term: operators.llm.term) or
+                crossover messages, fitted to the context
     reply    <- client.chat(prompt)                          # calls of one generation overlap
-    child    <- the program in the reply, canonical; or the one-line reason there is none
+    child    <- the program in the reply, canonical; for a term, the head's fit with it when it helps
+                held-out rows; or the one-line reason there is none
     repeat?  -> ask once more, hotter, with the repeat shown as already tried
 """
 
@@ -17,6 +19,7 @@ import numpy as np
 from evo import program
 from operators import base
 from operators.llm import calls as llm_calls, client as llm_client, parse, prompt_fit, prompting
+from operators.llm import term as llm_term
 from operators.shared import canonical
 
 _AST_LOCK = program.AST_LOCK  # parsing, sandbox checks and prompt building: one thread at a time
@@ -56,6 +59,9 @@ class Exchange:
         rng = np.random.default_rng([request.seed, 0x4C4C4D])
         form = "crossover" if request.kind == "crossover" else (
             "edit" if rng.random() < op.settings.edit_ratio else "rewrite")
+        if form != "crossover" and op.terms_possible and \
+                np.random.default_rng([request.seed, 0x5445524D]).random() < op.settings.term_ratio:
+            form = "term"   # its own draw: the other forms' draws do not move
         parents = tuple(p.id for p in request.parents)
         with _AST_LOCK:  # CPython 3.11's parser is not thread-safe ("AST constructor recursion depth mismatch")
             if form == "crossover":
@@ -84,16 +90,20 @@ class Exchange:
         seed = (request.seed + attempt) % 2**31
         stop = None if form == "edit" else STOP_AFTER_CODE   # a whole program: the reply ends with its block
         reply = op.client.chat(messages, temperature, seed, stop)  # the calls overlap
+        extra: dict = {}
         with _AST_LOCK:
             parsed = _parse(reply, form, request)
             source = canonical.tidy(parsed.source, self._probe.causal) if parsed.source else None
+            if form == "term" and parsed.source:   # the offline operator fits the head with it, or says why not
+                source, why, extra = llm_term.fitted(op.fallback, request, parsed.source, request.targets()[0])
+                parsed = parse.Parsed(parsed.source, why, "term")
         outcome = "failed" if reply.text is None else ("program" if parsed.source else "parse_error")
         cost = op.ledger.record_call(reply.prompt_tokens, reply.completion_tokens, reply.latency,
                                      max(reply.attempts - 1, 0), outcome)
         op.fallback_timer.note(reply.error if reply.text is None else None)
         meta = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
                 "cost": cost, "latency": round(reply.latency, 3), "attempts": reply.attempts,
-                "model": op.settings.model, "temperature": temperature}
+                "model": op.settings.model, "temperature": temperature, **extra}
         op.calls.write(request, form, messages, reply, parsed, meta)
         if op.on_call is not None:
             op.on_call(llm_calls.line(request, form, reply, parsed, meta, self._probe.n_heads))
@@ -107,6 +117,8 @@ def _parse(reply: llm_client.Reply, form: str, request: base.Request) -> parse.P
         return parse.Parsed(None, reply.error)
     if form == "edit":
         return parse.apply_edits(request.parents[0].source, reply.text)
+    if form == "term":
+        return llm_term.extract(reply.text)
     parsed = parse.extract_program(reply.text)
     if parsed.source is None and reply.finish_reason == "length":
         return parse.Parsed(None, f"{parsed.error} (reply cut at max tokens)")

@@ -37,6 +37,7 @@ class LLMSettings:
     temperature: float = 0.8
     max_reply_tokens: int = 4096
     edit_ratio: float = 0.5              # share of mutations asked as SEARCH/REPLACE edits
+    term_ratio: float = 0.25             # share of mutations asked for one score term (operators.llm.term)
     prompts_dir: str | None = None       # directory of template files overriding the built-in ones
     run_dir: str | None = None           # where llm_calls.jsonl goes; None: no log
     fallback_after: int = 3              # consecutive failed calls before using the offline fallback
@@ -50,6 +51,8 @@ class LLMSettings:
             raise UserError(f"--llm-timeout must be positive, got {self.timeout}")
         if not 0.0 <= self.edit_ratio <= 1.0:
             raise UserError(f"the edit ratio must be within [0, 1], got {self.edit_ratio}")
+        if not 0.0 <= self.term_ratio <= 1.0:
+            raise UserError(f"--llm-term-ratio must be within [0, 1], got {self.term_ratio}")
 
 
 class LLMOperator(base.Operator):
@@ -77,6 +80,8 @@ class LLMOperator(base.Operator):
         self.repeats = llm_calls.Repeats()  # tells a reply that repeats an evaluated program
         self.on_call = None                # called with one line per finished call (the progress display)
         self.exchange = exchange.Exchange(self)   # one request from prompt to child
+        # a term from the LLM needs an offline operator that fits heads with it (operators.llm.term)
+        self.terms_possible = isinstance(fallback, base.Operator) and fallback.fits_terms()
 
     # --- the Operator interface -------------------------------------------------
     def vary(self, requests: list[base.Request]) -> list[base.Child]:

@@ -20,6 +20,7 @@ FIELDS = {
     "edit": {"target", "head_view", "parent", "parent_iou", "parent_length", "failures", "example_line"},
     "crossover": {"target", "head_view", "a_source", "a_iou", "a_length",
                   "b_source", "b_iou", "b_length", "comparison"},
+    "term": {"target", "head_view", "parent", "parent_iou", "failures"},   # one score term (operators.llm.term)
 }
 
 
@@ -60,7 +61,7 @@ LINGUISTIC_DOC = [
 SCORES_DOC = "- Score terms to weight and add inside `softmax_rows`: `steps_back(tokens, d)`, `log_distance(tokens)`, " \
     "`sink_later(tokens)` (n, n); `key_weight(tokens, {\" the\": 1.2, \",\": -0.8})` scores each key by its " \
     "own token, `key_after(tokens, {...})` by the token before it; `query_is(tokens, \"NOUN\") * (1.4 * key_is(tokens, \"DET\") + ...)` scores " \
-    "what one kind of query word looks at"
+    "what one kind of query word looks at; `query_weight(tokens, {\",\": 1.5}) * sink(tokens)` which queries lean on a pattern"
 
 
 def prelude_doc() -> str:

@@ -32,6 +32,9 @@ FLAGS = {
     "llm_temperature": ("--llm-temperature", float, 0.8, "sampling temperature"),
     "llm_edit_ratio": ("--llm-edit-ratio", float, 0.5,
                        "share of LLM mutations asked as SEARCH/REPLACE edits rather than rewrites"),
+    "llm_term_ratio": ("--llm-term-ratio", float, 0.25,
+                       "share of LLM mutations asked for one new score term from the head's residual, kept "
+                       "only when it adds IoU on held-out rows, rather than a whole program"),
     "llm_max_reply_tokens": ("--llm-max-reply-tokens", int, 4096, "completion tokens per call at most"),
     "prompts_dir": ("--prompts-dir", str, None, "directory of prompt templates overriding the built-in ones"),
 }
@@ -73,7 +76,7 @@ def llm_settings(settings: dict) -> llm.LLMSettings:
         model=get("llm_model"), base_url=get("llm_base_url"), concurrency=get("llm_concurrency"),
         timeout=get("llm_timeout"), retries=get("llm_retries"), max_cost=get("max_cost"),
         max_tokens=get("max_tokens"), max_calls=get("max_calls"), context=get("llm_context"), price_in=get("llm_price_in"), price_out=get("llm_price_out"),
-        temperature=get("llm_temperature"), edit_ratio=get("llm_edit_ratio"),
+        temperature=get("llm_temperature"), edit_ratio=get("llm_edit_ratio"), term_ratio=get("llm_term_ratio"),
         max_reply_tokens=get("llm_max_reply_tokens"), prompts_dir=get("prompts_dir"),
         run_dir=settings.get("run_dir"))
 
