@@ -3,7 +3,10 @@
 Both runs use the same seed and program budget on the default model. Prints the share of
 LLM replies that parse into a program, that pass the sandbox, and that improve their
 target head (beat both parents there); repeats; mean best-fit IoU of both runs against
-programs evaluated; tokens and seconds per call; and the top reasons calls failed. Any
+programs evaluated; tokens and seconds per call; and the top reasons calls failed. For
+the terms the LLM was asked for (`--llm-term-ratio`): how many parse into a function, how
+many enter the library and the held-out IoU they add, against the terms offline invention
+added to the offline run's library at the same program budget. Any
 OpenAI-compatible server works: llama.cpp's (see README "Running with a local model"),
 vLLM, Ollama.
 
@@ -89,6 +92,24 @@ def llm_figures(run_dir: pathlib.Path) -> dict:
     }
 
 
+def term_figures(run_dir: pathlib.Path) -> dict:
+    """Returns the library's terms by origin (the LLM's, the grammar's) and what each adds on held-out rows,
+    and, for the LLM's term calls, how many parsed into a function and how many were kept."""
+    from evo.search import checkpoint
+    library = checkpoint.load(run_dir).get("library") or []
+    out = {}
+    for origin in ("llm", "grammar"):
+        mine = [t for t in library if t["origin"].split(":")[0] == origin]
+        out[origin] = {"terms": len(mine), "gain": float(np.mean([t["gain"] for t in mine])) if mine else 0.0}
+    log = run_dir / "llm_calls.jsonl"
+    calls = [json.loads(x) for x in log.read_text(encoding="utf-8").splitlines()] if log.is_file() else []
+    asked = [c for c in calls if c.get("form") == "term"]
+    out["asked"] = len(asked)
+    out["parsed"] = sum(c["program"] is not None for c in asked)
+    out["kept"] = sum(c.get("term") is not None for c in asked)
+    return out
+
+
 def _reason(text: str) -> str:
     """Returns an error message with its numbers and quoted parts blanked, so alike failures group."""
     text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", str(text).splitlines()[0])
@@ -125,6 +146,13 @@ def main() -> int:
           f"{f['improved']:.0%} improve their target head; {f['repeats']} repeated an evaluated program")
     print(f"  per call: {f['prompt_tokens']:.0f} prompt + {f['completion_tokens']:.0f} completion tokens, "
           f"{f['seconds']:.1f} s")
+    terms = {name: term_figures(out / name) for name in seconds}
+    t = terms["mixed"]
+    print(f"  terms asked of the LLM {t['asked']}: {t['parsed']} parsed into a function, {t['kept']} kept "
+          f"(added {t['kept'] and t['llm']['gain']:.4f} IoU on held-out rows on average); library of the mixed run: "
+          f"{t['llm']['terms']} from the LLM, {t['grammar']['terms']} from the grammar")
+    g = terms["offline"]["grammar"]
+    print(f"  offline invention at the same budget: {g['terms']} terms (each +{g['gain']:.4f} on held-out rows)")
     print("  why calls failed (top reasons):")
     for reason, count in f["reasons"] or [("none", 0)]:
         print(f"    {count:4d}  {reason}")

@@ -174,7 +174,8 @@ def operator_settings(config: RunConfig, run_dir: pathlib.Path) -> dict:
     ops = dict(config.operators, run_dir=str(run_dir))
     vocabulary = config.vocabulary or {}
     ops["symbolic"] = dict(ops.get("symbolic") or {}, linguistic=bool(vocabulary.get("linguistic")),
-                           invent=bool(vocabulary.get("invented")))   # runs made before invented terms: none
+                           invent=bool(vocabulary.get("invented")),   # runs made before invented terms: none
+                           library=bool(vocabulary.get("library")))   # before term libraries: none
     return ops
 
 
@@ -186,8 +187,8 @@ def vocabulary(wanted: str = "auto") -> dict:
     if wanted == "linguistic" and found is None:
         raise UserError(f"--vocabulary linguistic needs spaCy and an English pipeline: {linguistic.INSTALL}")
     if found is None or wanted == "base":
-        return {"linguistic": False, "invented": True}
-    return {"linguistic": True, "pipeline": found[0], "version": found[1], "invented": True}
+        return {"linguistic": False, "invented": True, "library": True}
+    return {"linguistic": True, "pipeline": found[0], "version": found[1], "invented": True, "library": True}
 
 
 def check_vocabulary(run_dir: pathlib.Path, config: RunConfig) -> None:

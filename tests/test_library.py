@@ -314,3 +314,16 @@ def test_without_an_offline_fitter_the_llm_is_never_asked_for_a_term(query_set, 
         op = llm.LLMOperator(settings, query_set.path, key="sk-test", fallback=None)
         child = op.vary([_request(0, 1)])[0]
     assert child.operator == "llm.rewrite" and child.source is not None
+
+
+def test_a_run_made_before_term_libraries_resumes_without_inventing_terms(query_set):
+    from evo import run
+    config = run.RunConfig(model="m", corpus=None, split="search", sentence_tokens=64, attention_set={},
+                           captured=False, seed=1, budgets={}, settings={}, operators={"symbolic": {}},
+                           vocabulary={"linguistic": False, "invented": True})   # as runs were before libraries
+    options = run.operator_settings(config, pathlib.Path("r"))["symbolic"]
+    assert options["library"] is False
+    assert not symbolic.SymbolicOperator(symbolic.Settings(**options), query_set.path, True).fits_terms()
+    child = symbolic.SymbolicOperator(symbolic.Settings(library=False, mutate_weights={"invent_term": 1.0}),
+                                      query_set.path, True)._child(_request(0, 11))
+    assert child.source is None and "no symbolic edit enabled" in child.error

@@ -122,10 +122,11 @@ def test_resume_refuses_a_linguistic_run_without_the_extra(tmp_path, monkeypatch
 
 def test_a_new_run_gets_the_linguistic_vocabulary_when_installed_unless_told_otherwise(monkeypatch):
     monkeypatch.setattr(linguistic, "installed", lambda: ("en_core_web_sm", "3.8.0"))
-    assert run.vocabulary() == {"linguistic": True, "pipeline": "en_core_web_sm", "version": "3.8.0", "invented": True}
-    assert run.vocabulary("base") == {"linguistic": False, "invented": True}
+    assert run.vocabulary() == {"linguistic": True, "pipeline": "en_core_web_sm", "version": "3.8.0", "invented": True,
+                                 "library": True}
+    assert run.vocabulary("base") == {"linguistic": False, "invented": True, "library": True}
     monkeypatch.setattr(linguistic, "installed", lambda: None)
-    assert run.vocabulary() == {"linguistic": False, "invented": True}
+    assert run.vocabulary() == {"linguistic": False, "invented": True, "library": True}
     with pytest.raises(UserError, match="--vocabulary linguistic needs spaCy"):
         run.vocabulary("linguistic")
 

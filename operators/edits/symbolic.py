@@ -54,6 +54,8 @@ class Settings:
     sparse_terms: int = 4         # score terms a sparse fit (fit_sparse) may have
     sparse_nodes: int = 60        # AST nodes a sparse fit's program may have (the readable pick's limit)
     invent: bool = True           # fit_wide also weighs a term invented for its head (operators.fitting.invent)
+    library: bool = True          # invent_term grows the run's term library (operators.fitting.term_edits);
+                                  # runs made before term libraries resume without it
     linguistic: bool = False      # fit_scored may use the linguistic score terms (the run's vocabulary has them)
     mutate_weights: dict = dataclasses.field(default_factory=lambda: dict(MUTATE_WEIGHTS))
     crossover_weights: dict = dataclasses.field(default_factory=lambda: dict(CROSSOVER_WEIGHTS))
@@ -127,6 +129,8 @@ class SymbolicOperator(fit_edits.FitEdits, base.Operator):
         table = dict(self.settings.mutate_weights if request.kind == "mutate" else self.settings.crossover_weights)
         if self.fitter is None:
             table = {k: v for k, v in table.items() if k not in FIT_EDITS}
+        if not self.settings.library:
+            table.pop("invent_term", None)
         ids = tuple(p.id for p in request.parents)
         reasons = []
         first = FIRST_EDITS.get(request.visits) if self.settings.table_first else None

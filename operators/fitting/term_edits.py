@@ -72,8 +72,8 @@ class TermEdits:
         return self._kept(request, proposed, "invent_term")
 
     def fits_terms(self) -> bool:
-        """Returns whether this operator has an attention set to fit terms on."""
-        return self.fitter is not None
+        """Returns whether this operator fits terms: it has an attention set, and the run a library."""
+        return self.fitter is not None and self.settings.library
 
     def fit_terms(self, request: base.Request, candidates: list) -> tuple[str, dict]:
         """Returns the head's wide fit with the best of `candidates` (evo.terms.Term, written elsewhere: by an

@@ -29,6 +29,8 @@ class CallLog:
                   "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens},
                   **{k: meta[k] for k in ("cost", "latency", "attempts", "model")},
                   "error": reply.error, "program": parsed.source, "parse_error": parsed.error if reply.text else None}
+        if form == "term":   # the function the LLM wrote is `program`; the term kept, if it helped held-out rows
+            record["term"] = meta.get("term")
         line = json.dumps(record, ensure_ascii=False) + "\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)

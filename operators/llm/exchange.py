@@ -97,7 +97,7 @@ class Exchange:
             if form == "term" and parsed.source:   # the offline operator fits the head with it, or says why not
                 source, why, extra = llm_term.fitted(op.fallback, request, parsed.source, request.targets()[0])
                 parsed = parse.Parsed(parsed.source, why, "term")
-        outcome = "failed" if reply.text is None else ("program" if parsed.source else "parse_error")
+        outcome = "failed" if reply.text is None else ("program" if source else "parse_error")
         cost = op.ledger.record_call(reply.prompt_tokens, reply.completion_tokens, reply.latency,
                                      max(reply.attempts - 1, 0), outcome)
         op.fallback_timer.note(reply.error if reply.text is None else None)
