@@ -246,6 +246,9 @@ def test_an_exported_program_carries_its_terms_and_runs_standalone(query_set, tm
     names = {t["name"] for t in checkpoint.load(run_dir)["library"]}
     files = [f for f in (run_dir / "out" / "programs").glob("*.py") if any(n in f.read_text() for n in names)]
     assert names and files, "no exported program uses a library term"
+    listed = json.loads((run_dir / "out" / "front.json").read_text())["library"]
+    assert {t["name"] for t in listed} == names and all(len(t["doc"].split()) >= 4 for t in listed)
+    assert {f"{pid}.py" for t in listed for pid in t["programs"]} == {f.name for f in files}
     for f in files:
         tree = ast.parse(f.read_text())
         for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in names):

@@ -8,7 +8,9 @@ explains, its scores and who wrote it (docstrings do not count in length or iden
 `evo score DIR/programs/` reproduces the IoUs on the run's corpus). Each head gets three
 picks (evo.search.picks): `readable` (the best program of at most `readable_nodes` AST nodes,
 with its measured shares and the head's family: evo.explanation), `simplest` and `best` (the
-best fit, with what each family of its terms is worth).
+best fit, with what each family of its terms is worth). front.json's `library` lists the run's invented
+terms (evo.search.library): what each marks, where it came from, what it added on held-out rows and
+the exported programs that carry its definition.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import sys
 
 import numpy as np
 
-from evo import costs, files, program, run
+from evo import costs, files, program, run, terms
 from evo.explanation import measure as explanation_measure
 from evo.errors import UserError
 from evo.search import archive as archive_mod
@@ -76,11 +78,25 @@ def collect(run_dir: pathlib.Path) -> Fronts:
     meta = {"run": str(run_dir), "corpus": config.corpus, "split": config.split,
             "sentence_tokens": config.sentence_tokens,
             "attention_set": {k: v for k, v in info.items() if k != "path"}, "attention_set_path": info.get("path"),
-            "programs_evaluated": state["spent"]["programs"], "generation": state["generation"]}
+            "programs_evaluated": state["spent"]["programs"], "generation": state["generation"],
+            "library": _library(state.get("library") or [], sources, n_heads)}
     ops = config.operators
     llm = ops.get("llm_model") if ops.get("operators") in ("llm", "mixed") else None
     return Fronts(config.model, [(k // n_heads, k % n_heads) for k in range(n_layers * n_heads)],
                   fronts, sources, records, meta, llm)
+
+
+def _library(library: list[dict], sources: dict[str, str], n_heads: int) -> list[dict]:
+    """Returns the run's invented terms as front.json lists them: what each marks, where it came from, what it
+    added on held-out rows, and the exported programs that carry it."""
+    out = []
+    for found in library:
+        term = terms.Term.from_dict(found)
+        users = sorted(pid for pid, src in sources.items() if f"def {term.name}(" in src)
+        head = f"L{term.head // n_heads}.H{term.head % n_heads}" if term.head >= 0 else None
+        out.append({"name": term.name, "doc": term.doc, "origin": term.origin, "head": head,
+                    "heldout_gain": term.gain, "generation": term.generation, "programs": users})
+    return out
 
 
 def export(run_dir: pathlib.Path, out_dir: pathlib.Path, readable_nodes: int = picks.READABLE_NODES,
