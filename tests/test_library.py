@@ -20,7 +20,8 @@ from evo.errors import UserError
 from evo.search import checkpoint, library
 from operators import base
 from operators.edits import symbolic
-from operators.fitting import grammar, library_terms, scored_text
+from operators.fitting import grammar, library_terms, scored_text, term_edits
+from operators.shared.ast_edits import NotApplicable
 
 WORDS = [" the", " cat", " sat", " dog", " ran", " a", " big", " red", ",", ".", " and", " on"]
 STOPS = (" cat", " sat")   # queries of head 0 that look to the first token (" dog", " ran" do not: no part
@@ -330,3 +331,16 @@ def test_a_run_made_before_term_libraries_resumes_without_inventing_terms(query_
     child = symbolic.SymbolicOperator(symbolic.Settings(library=False, mutate_weights={"invent_term": 1.0}),
                                       query_set.path, True)._child(_request(0, 11))
     assert child.source is None and "no symbolic edit enabled" in child.error
+
+
+def test_a_candidate_that_is_numerically_a_term_already_there_is_dropped_before_any_fit(query_set):
+    values = np.random.default_rng(0).random((50, 3))
+    assert term_edits._repeats(values, 3.0 * values[:, 1] + 1.0) and term_edits._repeats(values, np.ones(50))
+    assert not term_edits._repeats(values, values[:, 0] + values[:, 2])
+    op = _operator(query_set)
+    sink_again = _term(name="_first_again", doc="On the first token, written once more.",
+                       body="return 3.0 * sink(tokens) + 1.0")
+    flat = _term(name="_flat", doc="The same score on every key there is.",
+                 body="return np.ones((len(tokens), len(tokens)))")
+    with pytest.raises(NotApplicable, match="none of 2 invented terms"):
+        op.fit_terms(_request(0, 1), [sink_again, flat])

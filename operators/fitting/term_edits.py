@@ -124,7 +124,8 @@ class TermEdits:
     def _screened(self, full, find, flat, base_fit, proposed, sample) -> list[tuple]:
         """Returns the SCREENED candidates that raise the base fit most on the finding rows when added alone
         at their best weight (a line search, the other weights held), with their score terms and that weight;
-        candidates that fail in the sandbox are dropped."""
+        candidates that fail in the sandbox, or that are numerically a term the fit has already (the same
+        values up to scale and offset at every entry), are dropped before any fit."""
         idx = [full.index(f.expr) for f, _ in base_fit.terms]
         w = np.array([x for _, x in base_fit.terms])
         base = find.entry_scores(w, idx)
@@ -136,11 +137,24 @@ class TermEdits:
                 continue
             one = find.extended(sample, [feature])
             column = one.values[:, -1].astype(np.float64)      # (E,) the candidate at every entry
+            if _repeats(one.values[:, :-1], column):
+                continue   # numerically a term the fit has already (up to scale): not worth a fit
             gains = [(find.fidelity(_softmax(find, base + a * column), flat) - before, a) for a in LINE]
             gain, weight = max(gains)
             ranked.append((gain, term, feature, weight))
         ranked.sort(key=lambda t: -t[0])
         return [(t, f, a) for g, t, f, a in ranked[:SCREENED] if g > 0]
+
+
+def _repeats(values: np.ndarray, column: np.ndarray) -> bool:
+    """Returns whether `column` (E,) is, up to scale and offset, one of the columns of `values` (E, K)."""
+    centred = column - column.mean()
+    norm = np.linalg.norm(centred)
+    if norm < 1e-9:
+        return True   # the same score everywhere: no softmax moves
+    others = values - values.mean(axis=0)
+    corr = (others.T @ centred) / np.maximum(np.linalg.norm(others, axis=0) * norm, 1e-12)   # (K,)
+    return bool(np.any(np.abs(corr) > 1 - 1e-6))
 
 
 def _softmax(problem: scored.Problem, s: np.ndarray) -> np.ndarray:
