@@ -41,7 +41,6 @@ STEPS = {k: v for k, v in PIECES.items()   # a step that lands on one token some
 KINDS = {"is_capitalized": ("capital", "capitalised token"), "is_punct": ("punctuation", "punctuation mark"),
          "is_digit": ("digit", "digit"), "is_word_start": ("word_start", "token that opens a word"),
          "is_delimiter": ("delimiter", "delimiter")}
-FAMILIES = ("query_table", "nearest", "since", "depth", "then")
 
 
 def candidates(rng: np.random.Generator, tokens: list[list[str]], lengths: list[int], rows: np.ndarray,
