@@ -131,9 +131,6 @@ class Search:
             self.generation += 1
             before = self.best
             self._add(fresh, results, targets)
-            added = self.library.admit(fresh, results, self.generation)
-            if added:
-                self._message(f"library: {len(self.library)} terms (+{', '.join(t.name for t in added)})")
             self.operator.outcomes(fresh, [bool(r.ok and (r.iou > before + 1e-6).any()) for r in results])
             self.stall = 0 if fresh else self.stall + 1
             self._commit()
@@ -152,8 +149,10 @@ class Search:
     # ---- one generation -------------------------------------------------------------
 
     def _add(self, children: list[base.Child], results: list, targets: list | None = None) -> None:
-        """Puts evaluated children into the archive and the log (evo.search.intake)."""
+        """Puts evaluated children into the archive and the log (evo.search.intake), their terms into the library."""
         self.log_bytes = intake.add(self.archive, self.run_dir / LOG, self.generation, children, results, targets)
+        for term in self.library.admit(children, results, self.generation):
+            self._message(f"library: {len(self.library)} terms (+{term.name}: {term.doc})")
 
     def _start_cascade(self) -> None:
         """Starts the downstream cascade for the archive as committed (see evo.search.cascade)."""

@@ -54,7 +54,7 @@ class Problem:
         """Returns this problem with more key terms on the same sample (each also per query class),
         sharing everything that does not change."""
         out = copy.copy(self)
-        for cached in ("scale", "by_expr", "definitions"):
+        for cached in ("scale", "by_expr"):
             out.__dict__.pop(cached, None)
         out.keys = self.keys + list(extra)
         out.feats = out.keys + [score_terms.conditioned(q, f) for q in self.queries for f in out.keys]
@@ -172,16 +172,6 @@ class Problem:
     def index(self, expr: str) -> int:
         """Returns the index of the term written `expr`."""
         return self.by_expr[ast.dump(ast.parse(expr, mode="eval").body)]
-
-    @functools.cached_property
-    def definitions(self) -> dict[str, str]:
-        """Returns each invented term's function name and the syntax tree of its definition."""
-        out = {}
-        for f in self.keys:
-            if f.definition:
-                node = ast.parse(f.definition).body[0]
-                out[node.name] = ast.dump(node)
-        return out
 
 
 def _classes(tokens: list[str], queries: tuple[str, ...]) -> np.ndarray:

@@ -55,9 +55,10 @@ def read(source: str, problem: Problem) -> list[tuple[int, float]] | None:
 def _same_definitions(tree: ast.Module, problem: Problem) -> bool:
     """Returns whether every invented term the module defines is defined as the problem's term of that name
     (a program that rewrote `_nearest_capital` is not the library's `_nearest_capital`)."""
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name in problem.definitions:
-            if ast.dump(node) != problem.definitions[node.name]:
+    defined = {f"{node.name}(tokens)": node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    for f in problem.keys:
+        if f.definition and f.expr in defined:
+            if ast.dump(defined[f.expr]) != ast.dump(ast.parse(f.definition).body[0]):
                 return False
     return True
 
