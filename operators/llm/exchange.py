@@ -93,10 +93,11 @@ class Exchange:
         extra: dict = {}
         with _AST_LOCK:
             parsed = _parse(reply, form, request)
-            source = canonical.tidy(parsed.source, self._probe.causal) if parsed.source else None
             if form == "term" and parsed.source:   # the offline operator fits the head with it, or says why not
                 source, why, extra = llm_term.fitted(op.fallback, request, parsed.source, request.targets()[0])
                 parsed = parse.Parsed(parsed.source, why, "term")
+            else:
+                source = canonical.tidy(parsed.source, self._probe.causal) if parsed.source else None
         outcome = "failed" if reply.text is None else ("program" if source else "parse_error")
         cost = op.ledger.record_call(reply.prompt_tokens, reply.completion_tokens, reply.latency,
                                      max(reply.attempts - 1, 0), outcome)
