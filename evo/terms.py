@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import hashlib
 import re
 
@@ -36,13 +37,13 @@ class Term:
     head: int          # the head whose residual it was found on
     gain: float        # IoU it added to that head's fit on held-out rows (not the rows it was found on)
 
-    @property
+    @functools.cached_property
     def doc(self) -> str:
         """Returns the docstring's first paragraph, on one line: what the term marks, in words."""
         fn = definition(self.source, self.name)
         return " ".join((ast.get_docstring(fn) or "").split("\n\n")[0].split())
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """Returns a short digest of the definition (what a cache is keyed by)."""
         return hashlib.sha256(self.source.encode()).hexdigest()[:16]

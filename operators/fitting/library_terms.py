@@ -30,10 +30,7 @@ class Values:
     def feature(self, term: terms_mod.Term) -> Feature | None:
         """Returns the term as a score term (its docstring its meaning), or None when it cannot run here."""
         table = self._table(term)
-        if isinstance(table, str):
-            return None
-        return Feature(f"{term.name}(tokens)", term.doc[:1].lower() + term.doc[1:].rstrip("."), False,
-                       lambda t, table=table: _lookup(table, t), definition=term.source)
+        return None if isinstance(table, str) else _feature(term, table)
 
     def candidate(self, term: terms_mod.Term, sentences: list[list[str]]) -> Feature | None:
         """Returns a candidate term as a score term on these sentences (run in the sandbox now, not cached:
@@ -41,9 +38,7 @@ class Values:
         found = terms_mod.values(term, [list(t) for t in sentences], self.limits)
         if isinstance(found, str):
             return None
-        table = {tuple(t): m for t, m in zip(sentences, found)}
-        return Feature(f"{term.name}(tokens)", term.doc[:1].lower() + term.doc[1:].rstrip("."), False,
-                       lambda t, table=table: _lookup(table, t), definition=term.source)
+        return _feature(term, {tuple(t): m for t, m in zip(sentences, found)})
 
     def label(self, k: int) -> str:
         """Returns head k's name, "L3.H1"."""
@@ -89,6 +84,12 @@ class Values:
 
 class _Failed(Exception):
     """A term failed in the sandbox while its cache was being built."""
+
+
+def _feature(term: terms_mod.Term, table: dict) -> Feature:
+    """Returns the term as a score term: its call, its docstring as the meaning, its values by sentence."""
+    return Feature(f"{term.name}(tokens)", term.doc[:1].lower() + term.doc[1:].rstrip("."), False,
+                   lambda t: _lookup(table, t), definition=term.source)
 
 
 def _lookup(table: dict, tokens: list[str]) -> np.ndarray:

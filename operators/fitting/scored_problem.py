@@ -58,10 +58,13 @@ class Problem:
             out.__dict__.pop(cached, None)
         out.keys = self.keys + list(extra)
         out.feats = out.keys + [score_terms.conditioned(q, f) for q in self.queries for f in out.keys]
-        dense = np.stack([sample.pack([score_terms.values(f, list(t)) for t in sample.tokens]) for f in extra])
-        added = dense.reshape(len(extra), -1)[:, self.entry].T.astype(np.float32)   # (E, m)
-        out.values = np.ascontiguousarray(np.hstack([self.values, added]))
+        out.values = np.ascontiguousarray(np.hstack([self.values, self.columns(sample, extra)]))
         return out
+
+    def columns(self, sample, extra: list[Feature]) -> np.ndarray:
+        """Returns more key terms' values at this problem's valid entries (E, m), float32 like `values`."""
+        dense = np.stack([sample.pack([score_terms.values(f, list(t)) for t in sample.tokens]) for f in extra])
+        return dense.reshape(len(extra), -1)[:, self.entry].T.astype(np.float32)
 
     def on_rows(self, rows: np.ndarray) -> "Problem":
         """Returns this problem weighing only the rows where `rows` (R,) bool is true (their weights rescaled

@@ -88,7 +88,8 @@ class TermEdits:
         sample, fixed = self._wide_sample, len(self._base_wide().keys)
         target = self._target(heads, sample)
         sentence = np.repeat(np.arange(len(sample.lengths)), sample.lengths)       # (R,) each row's sentence
-        find, keep = full.on_rows(sentence % 2 == 0), full.on_rows(sentence % 2 == 1)
+        finding, held = sentence % 2 == 0, sentence % 2 == 1
+        find, keep = full.on_rows(finding), full.on_rows(held)
         flat = full.flat(target)
         base_fit = scored.fit_wide(find, target, self.settings.wide_terms, allowed=self._free(full, fixed))
         base_keep = keep.fidelity(_attention(full, base_fit), flat)
@@ -97,9 +98,9 @@ class TermEdits:
         for term, feature, weight in self._screened(full, find, flat, base_fit, proposed, sample):
             bigger = full.extended(sample, [feature])
             start = [(bigger.index(f.expr), w) for f, w in base_fit.terms] + [(len(bigger.keys) - 1, weight)]
-            fit_terms = scored.fit_wide(find.extended(sample, [feature]), target, self.settings.wide_terms,
+            fit_terms = scored.fit_wide(bigger.on_rows(finding), target, self.settings.wide_terms,
                                         start=start, allowed=self._free(bigger, fixed))
-            gain = keep.extended(sample, [feature]).fidelity(_attention(bigger, fit_terms), flat) - base_keep
+            gain = bigger.on_rows(held).fidelity(_attention(bigger, fit_terms), flat) - base_keep
             if gain >= MIN_GAIN and (best is None or gain > best[0]):
                 best = (gain, term, feature, bigger, fit_terms)
         if best is None:
@@ -135,9 +136,8 @@ class TermEdits:
             feature = self._values().candidate(term, sample.tokens)
             if feature is None:
                 continue
-            one = find.extended(sample, [feature])
-            column = one.values[:, -1].astype(np.float64)      # (E,) the candidate at every entry
-            if _repeats(one.values[:, :-1], column):
+            column = find.columns(sample, [feature])[:, 0].astype(np.float64)   # (E,) the candidate at every entry
+            if _repeats(find.values, column):
                 continue   # numerically a term the fit has already (up to scale): not worth a fit
             gains = [(find.fidelity(_softmax(find, base + a * column), flat) - before, a) for a in LINE]
             gain, weight = max(gains)
