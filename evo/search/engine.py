@@ -151,8 +151,9 @@ class Search:
     def _add(self, children: list[base.Child], results: list, targets: list | None = None) -> None:
         """Puts evaluated children into the archive and the log (evo.search.intake), their terms into the library."""
         self.log_bytes = intake.add(self.archive, self.run_dir / LOG, self.generation, children, results, targets)
-        for term in self.library.admit(children, results, self.generation):
-            self._message(f"library: {len(self.library)} terms (+{term.name}: {term.doc})")
+        added = self.library.admit(children, results, self.generation)
+        for i, term in enumerate(added, start=len(self.library) - len(added) + 1):
+            self._message(f"library: {i} terms (+{term.name}: {term.doc})")
 
     def _start_cascade(self) -> None:
         """Starts the downstream cascade for the archive as committed (see evo.search.cascade)."""
