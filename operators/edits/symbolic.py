@@ -24,13 +24,13 @@ MUTATE_WEIGHTS = {
     "change_constant": 1.0, "shift_offset": 1.0, "swap_predicate": 0.75, "flip_comparison": 0.5,
     "sharpen": 0.5, "add_sink": 1.0, "mix_pattern": 1.0, "drop_term": 0.5, "fit_weight": 3.0,
     "fit_basis": 5.0, "fit_scratch": 4.0, "fit_prune": 6.25, "fit_scored": 6.0, "fit_wide": 20.0,
-    "fit_sparse": 4.0, "invent_term": 10.0,
+    "fit_sparse": 4.0, "invent_term": 10.0, "fit_within": 5.0,
 }
 CROSSOVER_WEIGHTS = {"mix": 2.0, "splice_condition": 1.5, "swap_helper": 1.0, "fit_mix": 6.0, "fit_scored": 3.0,
                      "fit_wide": 6.0}
 FIT_EDITS = ("fit_weight", "fit_mix", "fit_basis", "fit_scratch", "fit_prune", "fit_scored", "fit_wide", "fit_sparse",
-             "invent_term")
-FIRST_EDITS = {0: "fit_wide", 1: "fit_sparse"}   # a head's first requests, by visits (table_first)
+             "invent_term", "fit_within")
+FIRST_EDITS = {0: "fit_wide", 1: "fit_sparse", 2: "fit_within"}   # a head's first requests, by visits (table_first)
 _POINT_EDITS = {
     "change_constant": mutations.change_constant, "shift_offset": mutations.shift_offset,
     "swap_predicate": mutations.swap_predicate, "flip_comparison": mutations.flip_comparison,
@@ -49,10 +49,11 @@ class Settings:
     max_tries: int = 8            # edits tried per request before giving up
     min_gain: float = 0.003       # IoU a basis term must add to the fitted mix to be kept
     prune_loss: float = 0.0095    # IoU fit_prune may give up, in all, to drop terms (the simplest pick allows 0.01)
-    table_first: bool = True      # a head's first request tries fit_wide first, its second fit_sparse: no head
-                                  # goes a search without its table and its short program
+    table_first: bool = True      # a head's first request tries fit_wide first, its second fit_sparse, its third
+                                  # fit_within: no head goes a search without its table and its short programs
     sparse_terms: int = 4         # score terms a sparse fit (fit_sparse) may have
     sparse_nodes: int = 60        # AST nodes a sparse fit's program may have (the readable pick's limit)
+    within_nodes: int = 200       # AST nodes fit_within cuts a head's table down to (or a half, three quarters)
     invent: bool = True           # fit_wide also weighs a term invented for its head (operators.fitting.invent)
     library: bool = True          # invent_term grows the run's term library (operators.fitting.term_edits);
                                   # runs made before term libraries resume without it
@@ -70,7 +71,8 @@ class Settings:
         if not 0 <= self.min_gain < 1:
             raise UserError(f"symbolic setting min_gain must be in [0, 1), got {self.min_gain}")
         for name in ("max_length", "max_terms", "scored_terms", "wide_terms", "wide_sentences", "fit_sentences",
-                     "max_tries", "sparse_terms", "sparse_nodes"):
+                     "max_tries", "sparse_terms", "sparse_nodes",
+                     "within_nodes"):
             if getattr(self, name) < 1:
                 raise UserError(f"symbolic setting {name} must be at least 1, got {getattr(self, name)}")
 

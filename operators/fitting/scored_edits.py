@@ -9,6 +9,8 @@
     invent_term  a new term for the head's library (operators.fitting.term_edits)
     fit_sparse   the best scored program of at most `sparse_terms` terms and `sparse_nodes` AST nodes
                  (operators.fitting.sparse): the readable end of a front, made on purpose
+    fit_within   the head's wide table cut down to a node budget (up to `within_nodes`; sparse.cut):
+                 the short programs between a few terms and the whole table
 
 A mixin of the symbolic operator, beside operators.fitting.fit_edits and operators.fitting.term_edits (whose
 `_library_problem` puts the run's invented terms in every fit; needs `settings`, `fitter`, `causal`).
@@ -41,6 +43,12 @@ class ScoredEdits:
         """Fits a wide scored program to the head: every term weighted at once, the strongest kept
         (up to `wide_terms`: the head's whole table; fit_prune and fit_scored make the shorter
         programs of its front). Scored parents' terms are the starting weights."""
+        problem, target, result, start = self._table(request)
+        edit = f"refitted scored parents' {len(start)} terms as {len(result.terms)}" if start else None
+        return self._scored_child(result, request, "fit_wide", edit)
+
+    def _table(self, request: base.Request) -> tuple[scored.Problem, np.ndarray, scored.Fit, list]:
+        """Returns the head's wide fit (scored parents' terms its start) with its problem, target rows and start."""
         problem = self._wide_problem()
         target = self._target(request.targets(), self._wide_sample)
         if self.settings.invent:   # one term per head, for every query alike (per class, a table in each)
@@ -50,9 +58,8 @@ class ScoredEdits:
                 problem = problem.extended(sample, invented)
         allowed = self._free(problem, len(self._base_wide().keys))   # invented and library terms: one each
         start = self._parent_terms(request, problem)
-        result = scored.fit_wide(problem, target, self.settings.wide_terms, start=start, allowed=allowed)
-        edit = f"refitted scored parents' {len(start)} terms as {len(result.terms)}" if start else None
-        return self._scored_child(result, request, "fit_wide", edit)
+        return problem, target, scored.fit_wide(problem, target, self.settings.wide_terms, start=start,
+                                                allowed=allowed), start
 
     def _fit_sparse(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
         """Fits the best scored program of at most `sparse_terms` terms within `sparse_nodes` AST nodes
@@ -61,6 +68,16 @@ class ScoredEdits:
         result = sparse.fit(problem, self._target(request.targets()), self.settings.sparse_terms,
                             self.settings.sparse_nodes, causal=self.causal)
         return self._scored_child(result, request, "fit_sparse", None)
+
+    def _fit_within(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
+        """Cuts the head's wide table (fitted afresh, scored parents' terms its start) down to a node budget:
+        `within_nodes`, or a half or three quarters of it, so the front has programs across that range."""
+        budget = int(self.settings.within_nodes * rng.choice([0.5, 0.75, 1.0]))
+        problem, target, table, _ = self._table(request)
+        terms = [(problem.index(f.expr), w) for f, w in table.terms]
+        result = sparse.cut(problem, target, terms, budget, self.causal)
+        edit = f"cut the head's {len(terms)}-term table to {len(result.terms)} terms within {budget} AST nodes"
+        return self._scored_child(result, request, "fit_within", edit)
 
     def _parent_terms(self, request: base.Request, problem: scored.Problem) -> list[tuple[int, float]]:
         """Returns the scored parents' terms (both, in a crossover; the first's weight where both
