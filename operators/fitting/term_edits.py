@@ -4,7 +4,8 @@
                   candidates  <- the grammar (operators.fitting.grammar), each run in the sandbox
                   the two that raise that fit most, added alone at their best weight, are refitted with it
                   kept when the fit with it beats the fit without on the other half's rows by MIN_GAIN
-                  the child: the head's wide fit on the whole sample with the kept term,
+                  the child: the head's wide fit on the whole sample with the kept term (or, where that
+                  fit lets the term go, the kept fit's own terms refitted on the whole sample),
                   the term itself in meta["term"], for the engine's library (evo.search.library)
 
 Every scored fit (fit_wide, fit_scored, fit_sparse, fit_prune) weighs the library's terms beside the
@@ -110,6 +111,8 @@ class TermEdits:
         start = [(bigger.index(f.expr), w) for f, w in fit_terms.terms]
         result = scored.fit_wide(bigger, target, self.settings.wide_terms, start=start,
                                  allowed=self._free(bigger, fixed))
+        if not any(f.expr == feature.expr for f, _ in result.terms):   # the whole sample's L1 let it go:
+            result = scored.fit(bigger, target, len(start), start=start)  # the kept fit's terms, refitted
         if not any(f.expr == feature.expr for f, _ in result.terms):
             raise NotApplicable(f"the invented term {term.name} dropped out of {name}'s fit on the whole sample")
         term = dataclasses.replace(term, head=int(heads[0]), gain=round(float(gain), 4))
