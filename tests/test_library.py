@@ -144,6 +144,24 @@ def test_invent_term_keeps_a_term_that_explains_the_heads_residual_on_held_out_r
     assert after.ok and after.iou[0] > before.iou[0] + 0.1
 
 
+def test_a_request_keeps_every_term_that_helps_beyond_those_before_it_and_the_library_takes_them_all(query_set):
+    after_cat = _term("_sink_after_cat", "On the first token, from a cat.",
+                      'return np.isin(tokens, [" cat"])[:, None] * sink(tokens)')
+    after_sat = _term("_sink_after_sat", "On the first token, from sat.",
+                      'return np.isin(tokens, [" sat"])[:, None] * sink(tokens)')
+    again = _term("_sink_after_cat_again", "On the first token, from a cat, once more.",
+                  'return 2.0 * np.isin(tokens, [" cat"])[:, None] * sink(tokens)')
+    child, meta = _operator(query_set).fit_terms(_request(0, 4), [after_cat, again, after_sat])
+    kept = [terms.Term.from_dict(dict(d, generation=1)) for d in meta["terms"]]
+    names = {t.name for t in kept}
+    assert "_sink_after_sat" in names and len(names & {"_sink_after_cat", "_sink_after_cat_again"}) == 1
+    assert len(kept) == 2                                     # of the twins (one is twice the other), one only
+    assert all(t.gain >= term_edits.MIN_GAIN and t.head == 0 for t in kept)
+    assert meta["term"] == meta["terms"][0] and all(f"{t.name}(tokens)" in child for t in kept)
+    made = base.Child(child, (), "symbolic.fit_term", meta=meta)
+    assert [t.name for t in library.Library().admit([made], [_Ran()], 2)] == [t.name for t in kept]
+
+
 def test_invent_term_gives_no_child_where_the_vocabulary_already_explains_the_head(query_set):
     child = _operator(query_set)._child(_request(2, 5))   # head 2: the first token, exactly a fixed term
     assert child.source is None and "held-out rows" in child.error

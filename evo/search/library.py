@@ -1,7 +1,8 @@
 """The run's term library: invented score terms that join the vocabulary while the search runs.
 
-    a child whose operator invented a term carries it (meta["term"]) beside the program that uses it
-    when the generation commits, each such child that ran joins its term, in the generation's order,
+    a child whose operator invented terms carries them (meta["terms"]; one in meta["term"]) beside the
+        program that uses them
+    when the generation commits, each such child that ran joins its terms, in the generation's order,
         unless a term of that name or definition is already in, or the library is full
     the operator is told the library before every generation; the checkpoint keeps it, term by term
 
@@ -31,14 +32,15 @@ class Library:
         """Adds the terms carried by children that ran; returns those added."""
         added = []
         for child, result in zip(children, results):
-            found = child.meta.get("term") if result.ok else None
-            if not found or len(self.terms) >= self.size:
-                continue
-            term = terms.Term.from_dict(dict(found, generation=generation))
-            if any(t.name == term.name or t.key == term.key for t in self.terms):
-                continue
-            self.terms.append(term)
-            added.append(term)
+            carried = child.meta.get("terms") or [child.meta.get("term")] if result.ok else []
+            for found in carried:
+                if not found or len(self.terms) >= self.size:
+                    continue
+                term = terms.Term.from_dict(dict(found, generation=generation))
+                if any(t.name == term.name or t.key == term.key for t in self.terms):
+                    continue
+                self.terms.append(term)
+                added.append(term)
         return added
 
     def state(self) -> list[dict]:

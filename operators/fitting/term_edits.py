@@ -2,11 +2,14 @@
 
     invent_term   for the head: its wide fit on half the sample's sentences (the even ones)
                   candidates  <- the grammar (operators.fitting.grammar), each run in the sandbox
-                  the two that raise that fit most, added alone at their best weight, are refitted with it
-                  kept when the fit with it beats the fit without on the other half's rows by MIN_GAIN
-                  the child: the head's wide fit on the whole sample with the kept term (or, where that
-                  fit lets the term go, the kept fit's own terms refitted on the whole sample),
-                  the term itself in meta["term"], for the engine's library (evo.search.library)
+                  the four that raise that fit most, added alone at their best weight, are refitted with it,
+                  best first, each on top of those kept before it
+                  one is kept when the fit with it beats the fit without on the other half's rows by
+                  MIN_GAIN (up to KEPT a request)
+                  the child: the head's wide fit on the whole sample with the kept terms (or, where that
+                  fit lets one go, the kept fit's own terms refitted on the whole sample),
+                  the terms in meta["terms"] (the first also in meta["term"]), for the engine's library
+                  (evo.search.library)
 
 Every scored fit (fit_wide, fit_scored, fit_sparse, fit_prune) weighs the library's terms beside the
 fixed vocabulary; a term is a key term for every query alike (not one per query class, where a wide
@@ -27,7 +30,8 @@ from operators.shared.ast_edits import NotApplicable
 
 MIN_GAIN = 0.001   # held-out IoU a new term must add to its head's fit
 LINE = (-2.0, -1.0, -0.5, -0.2, -0.1, 0.1, 0.2, 0.5, 1.0, 2.0)   # weights a candidate is tried at, alone, when screened
-SCREENED = 2       # candidates refitted, of those the grammar proposes
+SCREENED = 4       # candidates refitted, of those the grammar proposes
+KEPT = 3           # terms a request keeps at most, each over the fit with those kept before it
 CANDIDATES = 6     # candidates the grammar proposes a request
 
 
@@ -77,47 +81,62 @@ class TermEdits:
         return self.fitter is not None and self.settings.library
 
     def fit_terms(self, request: base.Request, candidates: list) -> tuple[str, dict]:
-        """Returns the head's wide fit with the best of `candidates` (evo.terms.Term, written elsewhere: by an
-        LLM) that helps on held-out rows, and that term in meta["term"]; NotApplicable when none does."""
+        """Returns the head's wide fit with those of `candidates` (evo.terms.Term, written elsewhere: by an
+        LLM) that help on held-out rows, and those terms in meta["terms"]; NotApplicable when none does."""
         with self.__dict__.setdefault("_term_lock", threading.Lock()):   # LLM calls finish on several threads
             return self._kept(request, list(candidates), "fit_term")
 
     def _kept(self, request: base.Request, proposed: list, label: str) -> tuple[str, dict]:
-        """Returns the child that uses the best proposed term that adds MIN_GAIN IoU on held-out rows."""
+        """Returns the child that uses the proposed terms (up to KEPT) that each add MIN_GAIN IoU on held-out rows
+        to the fit with those kept before them."""
         heads = request.targets()
-        full = self._wide_problem()
+        problem = self._wide_problem()
         sample, fixed = self._wide_sample, len(self._base_wide().keys)
         target = self._target(heads, sample)
         sentence = np.repeat(np.arange(len(sample.lengths)), sample.lengths)       # (R,) each row's sentence
         finding, held = sentence % 2 == 0, sentence % 2 == 1
-        find, keep = full.on_rows(finding), full.on_rows(held)
-        flat = full.flat(target)
-        base_fit = scored.fit_wide(find, target, self.settings.wide_terms, allowed=self._free(full, fixed))
-        base_keep = keep.fidelity(_attention(full, base_fit), flat)
+        flat = problem.flat(target)
+        fitted = scored.fit_wide(problem.on_rows(finding), target, self.settings.wide_terms,
+                                 allowed=self._free(problem, fixed))
+        score = problem.on_rows(held).fidelity(_attention(problem, fitted), flat)
+        kept, columns = [], []
+        for term, feature, weight, column in self._screened(problem, problem.on_rows(finding), flat, fitted,
+                                                            proposed, sample):
+            if columns and _repeats(np.stack(columns, axis=1), column):
+                continue   # numerically a term this request kept already
+            bigger = problem.extended(sample, [feature])
+            start = [(bigger.index(f.expr), w) for f, w in fitted.terms] + [(len(bigger.keys) - 1, weight)]
+            found = scored.fit_wide(bigger.on_rows(finding), target, self.settings.wide_terms, start=start,
+                                    allowed=self._free(bigger, fixed))
+            gain = bigger.on_rows(held).fidelity(_attention(bigger, found), flat) - score
+            if gain >= MIN_GAIN:
+                kept.append((dataclasses.replace(term, head=int(heads[0]), gain=round(float(gain), 4)), feature))
+                problem, fitted, score = bigger, found, score + gain
+                columns.append(column)
+            if len(kept) == KEPT:
+                break
         name = self._values().label(heads[0])
-        best = None
-        for term, feature, weight in self._screened(full, find, flat, base_fit, proposed, sample):
-            bigger = full.extended(sample, [feature])
-            start = [(bigger.index(f.expr), w) for f, w in base_fit.terms] + [(len(bigger.keys) - 1, weight)]
-            fit_terms = scored.fit_wide(bigger.on_rows(finding), target, self.settings.wide_terms,
-                                        start=start, allowed=self._free(bigger, fixed))
-            gain = bigger.on_rows(held).fidelity(_attention(bigger, fit_terms), flat) - base_keep
-            if gain >= MIN_GAIN and (best is None or gain > best[0]):
-                best = (gain, term, feature, bigger, fit_terms)
-        if best is None:
+        if not kept:
             raise NotApplicable(f"none of {len(proposed)} invented terms added {MIN_GAIN} IoU on held-out rows "
                                 f"of {name}")
-        gain, term, feature, bigger, fit_terms = best
-        start = [(bigger.index(f.expr), w) for f, w in fit_terms.terms]
-        result = scored.fit_wide(bigger, target, self.settings.wide_terms, start=start,
-                                 allowed=self._free(bigger, fixed))
-        if not any(f.expr == feature.expr for f, _ in result.terms):   # the whole sample's L1 let it go:
-            result = scored.fit(bigger, target, len(start), start=start)  # the kept fit's terms, refitted
-        if not any(f.expr == feature.expr for f, _ in result.terms):
-            raise NotApplicable(f"the invented term {term.name} dropped out of {name}'s fit on the whole sample")
-        term = dataclasses.replace(term, head=int(heads[0]), gain=round(float(gain), 4))
-        source, meta = self._scored_child(result, request, label, f"{term.name}: +{gain:.4f} IoU on held-out rows")
-        meta["term"] = term.to_dict()
+        return self._child_with(request, problem, target, fitted, kept, label, fixed)
+
+    def _child_with(self, request, problem, target, fitted, kept, label, fixed) -> tuple[str, dict]:
+        """Returns the head's fit on the whole sample with the kept terms (those the fit keeps), and its meta."""
+        start = [(problem.index(f.expr), w) for f, w in fitted.terms]
+        result = scored.fit_wide(problem, target, self.settings.wide_terms, start=start,
+                                 allowed=self._free(problem, fixed))
+        used = lambda fit: {f.expr for f, _ in fit.terms}   # noqa: E731
+        if any(f.expr not in used(result) for _, f in kept):   # the whole sample's L1 let one go:
+            result = scored.fit(problem, target, len(start), start=start)   # the kept fit's terms, refitted
+        kept = [(t, f) for t, f in kept if f.expr in used(result)]
+        if not kept:
+            raise NotApplicable(f"the invented terms dropped out of {self._values().label(request.targets()[0])}'s "
+                                "fit on the whole sample")
+        said = "; ".join(f"{t.name}: +{t.gain:.4f}" for t, _ in kept)
+        source, meta = self._scored_child(result, request, label, f"{said} IoU on held-out rows")
+        meta["term"] = kept[0][0].to_dict()                      # the first, where one term is read
+        meta["terms"] = [t.to_dict() for t, _ in kept]
         return source, meta
 
     def _wide_sample_loaded(self):
@@ -127,7 +146,8 @@ class TermEdits:
 
     def _screened(self, full, find, flat, base_fit, proposed, sample) -> list[tuple]:
         """Returns the SCREENED candidates that raise the base fit most on the finding rows when added alone
-        at their best weight (a line search, the other weights held), with their score terms and that weight;
+        at their best weight (a line search, the other weights held), with their score terms, that weight and
+        their values at the finding rows' entries;
         candidates that fail in the sandbox, or that are numerically a term the fit has already (the same
         values up to scale and offset at every entry), are dropped before any fit."""
         idx = [full.index(f.expr) for f, _ in base_fit.terms]
@@ -144,9 +164,9 @@ class TermEdits:
                 continue   # numerically a term the fit has already (up to scale): not worth a fit
             gains = [(find.fidelity(_softmax(find, base + a * column), flat) - before, a) for a in LINE]
             gain, weight = max(gains)
-            ranked.append((gain, term, feature, weight))
+            ranked.append((gain, term, feature, weight, column))
         ranked.sort(key=lambda t: -t[0])
-        return [(t, f, a) for g, t, f, a in ranked[:SCREENED] if g > 0]
+        return [(t, f, a, c) for g, t, f, a, c in ranked[:SCREENED] if g > 0]
 
 
 def _repeats(values: np.ndarray, column: np.ndarray) -> bool:
