@@ -115,6 +115,8 @@ def _family(name, train, held, target, label, values, causal) -> list[Feature]:
         return _references(name, train, target)
     if name == "grammar":
         return [f for g in GRAMMAR for f in _family(g, train, held, target, label, values, causal)]
+    if name in _SAME_FOR_EVERY_HEAD:
+        return _SAME_FOR_EVERY_HEAD[name]
     made: list = []
     if name == "query_tables":
         made = [grammar.query_table(train.tokens, train.lengths, target, piece, said, label, causal)
@@ -126,7 +128,13 @@ def _family(name, train, held, target, label, values, causal) -> list[Feature]:
     elif name == "two_steps":
         made = [grammar.then(a, sa, b, sb) for a, sa in grammar.STEPS.items() for b, sb in grammar.STEPS.items()]
     sentences = [list(t) for t in train.tokens] + [list(t) for t in held.tokens]
-    return [f for f in (values.candidate(t, sentences) for t in made if t is not None) if f is not None]
+    found = [f for f in (values.candidate(t, sentences) for t in made if t is not None) if f is not None]
+    if name != "query_tables":   # the other grammar families do not read the head: run them once
+        _SAME_FOR_EVERY_HEAD[name] = found
+    return found
+
+
+_SAME_FOR_EVERY_HEAD: dict[str, list[Feature]] = {}
 
 
 def _references(name, train, target) -> list[Feature]:

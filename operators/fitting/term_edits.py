@@ -96,12 +96,11 @@ class TermEdits:
         sentence = np.repeat(np.arange(len(sample.lengths)), sample.lengths)       # (R,) each row's sentence
         finding, held = sentence % 2 == 0, sentence % 2 == 1
         flat = problem.flat(target)
-        fitted = scored.fit_wide(problem.on_rows(finding), target, self.settings.wide_terms,
-                                 allowed=self._free(problem, fixed))
+        find = problem.on_rows(finding)
+        fitted = scored.fit_wide(find, target, self.settings.wide_terms, allowed=self._free(problem, fixed))
         score = problem.on_rows(held).fidelity(_attention(problem, fitted), flat)
         kept, columns = [], []
-        for term, feature, weight, column in self._screened(problem, problem.on_rows(finding), flat, fitted,
-                                                            proposed, sample):
+        for term, feature, weight, column in self._screened(problem, find, flat, fitted, proposed, sample):
             if columns and _repeats(np.stack(columns, axis=1), column):
                 continue   # numerically a term this request kept already
             bigger = problem.extended(sample, [feature])
