@@ -10,8 +10,9 @@
 
     cut        a head's wide table cut down to a node budget: its weakest fifth (weight times the
                term's spread) dropped and the rest refitted, again, until the program fits in
-               `max_nodes` AST nodes; then refitted in full. The short end of the front beyond a
-               few terms: the fifteen terms that carry most of a hundred-term table
+               `max_nodes` AST nodes; the terms dropped last tried again, then refitted in full.
+               The front between a few terms and the whole table: the fifteen terms that carry
+               most of a hundred-term table
 
 Greedy growth (`scored.fit`) keeps one path and often spends its first term on what a second
 term would make redundant; a small beam finds the pair or triple that works together. Measured
@@ -111,12 +112,11 @@ def cut(problem: scored.Problem, target: np.ndarray, terms: list[tuple[int, floa
     """Returns the fit of the strongest of `terms` (indices, weights: a head's wide table) whose program fits
     in `max_nodes` AST nodes, refitted; an empty fit when not even one term does.
 
-    Terms cost unequal nodes (an invented term carries its definition): a term that alone overruns the budget
-    never enters, and where the cut overshoots, the terms it dropped last are tried again, strongest first,
+    Terms cost unequal nodes (an invented term carries its definition, a token table its entries): a term
+    that alone overruns the budget never enters, and where the cut overshoots, the terms it dropped last are tried again, strongest first,
     and each that still fits and helps stays."""
     flat = problem.flat(target)
-    affordable = [(i, x) for i, x in terms if not problem.feats[i].definition   # only a definition is long
-                  or _fits(scored.Fit(((problem.feats[i], x),), 0.0), max_nodes, causal)]
+    affordable = [(i, x) for i, x in terms if _fits(scored.Fit(((problem.feats[i], x),), 0.0), max_nodes, causal)]
     idx, w = [i for i, _ in affordable], np.array([x for _, x in affordable], dtype=np.float64)
     dropped: list[tuple[int, float]] = []
     while idx:
