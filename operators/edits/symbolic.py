@@ -30,7 +30,7 @@ CROSSOVER_WEIGHTS = {"mix": 2.0, "splice_condition": 1.5, "swap_helper": 1.0, "f
                      "fit_wide": 6.0}
 FIT_EDITS = ("fit_weight", "fit_mix", "fit_basis", "fit_scratch", "fit_prune", "fit_scored", "fit_wide", "fit_sparse",
              "invent_term", "fit_within")
-FIRST_EDITS = {0: "fit_wide", 1: "fit_sparse", 2: "fit_within"}   # a head's first requests, by visits (table_first)
+FIRST_EDITS = {0: "fit_wide", 1: "fit_sparse"}   # a head's first requests, by visits (table_first)
 _POINT_EDITS = {
     "change_constant": mutations.change_constant, "shift_offset": mutations.shift_offset,
     "swap_predicate": mutations.swap_predicate, "flip_comparison": mutations.flip_comparison,
@@ -49,8 +49,8 @@ class Settings:
     max_tries: int = 8            # edits tried per request before giving up
     min_gain: float = 0.003       # IoU a basis term must add to the fitted mix to be kept
     prune_loss: float = 0.0095    # IoU fit_prune may give up, in all, to drop terms (the simplest pick allows 0.01)
-    table_first: bool = True      # a head's first request tries fit_wide first, its second fit_sparse, its third
-                                  # fit_within: no head goes a search without its table and its short programs
+    table_first: bool = True      # a head's first request tries fit_wide first, its second fit_sparse: no head
+                                  # goes a search without its table and its short program
     sparse_terms: int = 4         # score terms a sparse fit (fit_sparse) may have
     sparse_nodes: int = 60        # AST nodes a sparse fit's program may have (the readable pick's limit)
     within_nodes: int = 200       # AST nodes fit_within cuts a head's table down to (or a half, three quarters)
