@@ -126,6 +126,17 @@ def test_a_migrated_run_resumes_and_writes_the_finished_form(cli_run):
     assert all(canonical.tidy(r["source"], True) == r["source"] for r in state["archive"]["records"] if r["ok"])
 
 
+def test_a_migrated_run_that_stops_at_once_still_leaves_its_checkpoint_in_the_finished_form(cli_run):
+    from evo.cli import main
+
+    _unfinished(cli_run)
+    before = json.loads((cli_run / "checkpoint.json").read_text())
+    assert main(["resume", str(cli_run), "--max-programs", str(before["spent"]["programs"])]) == 0
+    state = json.loads((cli_run / "checkpoint.json").read_text())
+    assert state["archive"][migrate.FINISHED] and state["spent"]["programs"] == before["spent"]["programs"]
+    assert all(canonical.tidy(r["source"], True) == r["source"] for r in state["archive"]["records"] if r["ok"])
+
+
 @pytest.mark.parametrize("broken", [{"records": "nope"}, {"records": [{"id": "x"}]}])
 def test_a_corrupt_old_archive_is_a_one_line_error(cli_run, broken):
     state = json.loads((cli_run / "checkpoint.json").read_text())

@@ -112,6 +112,7 @@ class Search:
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> str:
         """Breeds generations until a budget or `should_stop`; returns why it stopped."""
         self.clock.session(len(self.archive))
+        start = self.generation
         self.operator.known(self.archive.by_key)
         self._start_cascade()
         while (reason := self.exhausted()) is None:
@@ -138,6 +139,8 @@ class Search:
         if self._cascade.running:
             self._cascade.finish(self.archive)
             self._commit()
+        elif self.generation == start:
+            self._save_committed()   # a resumed run that stops at once still leaves its checkpoint in today's form
         self._message(f"stopped: {reason}")
         return reason
 
@@ -171,10 +174,13 @@ class Search:
 
     def _interrupt(self) -> str:
         """Drops the generation in flight and rewrites the last committed checkpoint."""
-        assert self._committed is not None
-        state = dict(self._committed, spent=dict(self._committed["spent"], seconds=self.elapsed()))
-        checkpoint.save(self.run_dir, state)
+        self._save_committed()
         return INTERRUPTED
+
+    def _save_committed(self) -> None:
+        """Writes the last committed state again, with the seconds spent up to now."""
+        assert self._committed is not None
+        checkpoint.save(self.run_dir, dict(self._committed, spent=dict(self._committed["spent"], seconds=self.elapsed())))
 
     # ---- views ---------------------------------------------------------------------
 
