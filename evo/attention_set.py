@@ -123,10 +123,14 @@ class AttentionSet:
         holds a private copy; afterwards every process on the machine that reads it shares
         one copy. Where the set's folder is not writable the array is built in memory.
         """
-        tensors = (self.path / TENSOR_FILE).stat()
-        stamp = f"{tensors.st_size:x}{tensors.st_mtime_ns:x}"[-12:]
-        file = self.path / f"{DERIVED_PREFIX}{name}-{stamp}.npy"
+        file = self.path / f"{DERIVED_PREFIX}{name}-{self.stamp()}.npy"
         return derived.cached(file, shape, fill, dtype, on_build=self._unmap)
+
+    def stamp(self) -> str:
+        """Returns a short mark of the attention file as it is now (size and time): arrays kept beside the set
+        carry it in their names, so a set captured again never reads those of the one before."""
+        tensors = (self.path / TENSOR_FILE).stat()
+        return f"{tensors.st_size:x}{tensors.st_mtime_ns:x}"[-12:]
 
     def _unmap(self) -> None:
         """Drops the memory map of the attention file (building a derived array read through it)."""

@@ -74,6 +74,9 @@ def load_targets(aset_path) -> _Loaded:
     from evo import linguistic
 
     linguistic.preload(path, loaded.tokens)  # the set's annotations, parsed once beside it (if any)
+    from evo import affinity
+
+    affinity.preload(path)   # and its affinities between tokens read alone (if any)
     _CACHE.clear()   # one set per worker at a time: packed targets can be large
     _CACHE[str(path)] = (stamp, loaded)
     return loaded
@@ -175,7 +178,20 @@ def evaluate(sources: list[str], aset_path, limits: sandbox.Limits = sandbox.Lim
     if not path.exists():
         raise UserError(f"attention set {path} does not exist")
     sources = list(sources)
+    _read_affinities(sources, path)
     chunks = batches(len(sources), pool.size)
     seen = frozenset(seen)
     results = pool.starmap(_evaluate_batch, [([sources[i] for i in r], str(path), limits, seen) for r in chunks])
     return [e for batch in results for e in batch]
+
+
+def _read_affinities(sources: list[str], path: pathlib.Path) -> None:
+    """Reads the set's affinities once, here, where a program asks for them (evo.affinity), so no worker loads
+    the model; where they cannot be read, the programs that ask fail with the reason, one by one."""
+    from evo import affinity, attention_set
+
+    if any(affinity.uses(s) for s in sources):
+        try:
+            affinity.ensure(attention_set.AttentionSet.load(path))
+        except UserError:
+            return

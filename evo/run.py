@@ -166,6 +166,10 @@ def attention_set(config: RunConfig, device: str = "cpu"):
         from evo import linguistic
 
         linguistic.ensure(aset)  # every sentence parsed once, before any worker starts
+    if (config.vocabulary or {}).get("affinity"):
+        from evo import affinity
+
+        affinity.ensure(aset)    # every token read alone once (again, if the cache lost them)
     return aset
 
 
@@ -175,20 +179,36 @@ def operator_settings(config: RunConfig, run_dir: pathlib.Path) -> dict:
     vocabulary = config.vocabulary or {}
     ops["symbolic"] = dict(ops.get("symbolic") or {}, linguistic=bool(vocabulary.get("linguistic")),
                            invent=bool(vocabulary.get("invented")),   # runs made before invented terms: none
-                           library=bool(vocabulary.get("library")))   # before term libraries: none
+                           library=bool(vocabulary.get("library")),   # before term libraries: none
+                           affinity=bool(vocabulary.get("affinity")))  # before affinities: none
     return ops
 
 
-def vocabulary(wanted: str = "auto") -> dict:
-    """Returns the vocabulary a new run gets: the linguistic helpers whenever the extra is installed (auto)."""
+def vocabulary(wanted: str = "auto", aset=None) -> dict:
+    """Returns the vocabulary a new run gets: the linguistic helpers whenever the extra is installed (auto),
+    and each head's affinity between tokens read alone wherever the set's model loads (evo.affinity)."""
     from evo import linguistic
 
     found = linguistic.installed()
     if wanted == "linguistic" and found is None:
         raise UserError(f"--vocabulary linguistic needs spaCy and an English pipeline: {linguistic.INSTALL}")
-    if found is None or wanted == "base":
-        return {"linguistic": False, "invented": True, "library": True}
-    return {"linguistic": True, "pipeline": found[0], "version": found[1], "invented": True, "library": True}
+    out = {"linguistic": False, "invented": True, "library": True}
+    if found is not None and wanted != "base":
+        out.update(linguistic=True, pipeline=found[0], version=found[1])
+    if aset is not None:
+        out.update(_affinity(aset))
+    return out
+
+
+def _affinity(aset) -> dict:
+    """Returns {"affinity": True} once the set's affinities are beside it, else why the run goes without."""
+    from evo import affinity
+
+    try:
+        affinity.ensure(aset)
+    except UserError as err:
+        return {"affinity": False, "affinity_off": str(err)}
+    return {"affinity": True}
 
 
 def check_vocabulary(run_dir: pathlib.Path, config: RunConfig) -> None:

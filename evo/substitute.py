@@ -236,13 +236,26 @@ def heads(model, replacements: dict[tuple[int, int], object]) -> Iterator[Substi
     model = getattr(model, "model", model) if not isinstance(model, nn.Module) else model
     _check_heads(model, replacements)
     substitution = Substitution(attention_modules(model), {k: _as_provider(v) for k, v in replacements.items()})
+    with attention_function(model, _attention(substitution)):
+        yield substitution
+
+
+def eager(modules: dict[int, nn.Module]):
+    """Returns eager attention as this module computes it (no head overridden), for wrappers that only watch."""
+    return _attention(Substitution(modules, {}))
+
+
+@contextlib.contextmanager
+def attention_function(model: nn.Module, forward) -> Iterator[None]:
+    """Runs the model's self-attention through `forward` (an `AttentionInterface` function, the eager
+    mask beside it) inside the block; restores the model's own after."""
     name = f"{_NAME_PREFIX}_{next(_counter)}"
-    AttentionInterface.register(name, _attention(substitution))
+    AttentionInterface.register(name, forward)
     AttentionMaskInterface.register(name, eager_mask)
     previous = model.config._attn_implementation
     try:
         model.set_attn_implementation(name)
-        yield substitution
+        yield
     finally:
         model.set_attn_implementation(previous)
         AttentionInterface._global_mapping.pop(name, None)

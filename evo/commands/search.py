@@ -134,7 +134,7 @@ def _start(run_dir, args, aset, model, programs) -> int:
         operators=inputs.operator_settings(args), downstream_sentences=args.downstream_sentences,
         workers=args.workers, backend=args.backend, time_limit=args.time_limit,
         seeds_dir=str(args.seeds_dir or inputs.DEFAULT_SEEDS),
-        from_export=inputs.absolute(args.from_export), vocabulary=run.vocabulary(args.vocabulary),
+        from_export=inputs.absolute(args.from_export), vocabulary=run.vocabulary(args.vocabulary, aset),
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(), command=tuple(sys.argv))
     run.save_config(run_dir, config)
     pool = parallel.Pool(args.backend, args.workers, args.scheduler)

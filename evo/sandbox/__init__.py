@@ -99,6 +99,15 @@ def _execute(source: str, sentences, limits: Limits, start: float) -> Outcome:
         except UserError as err:
             return Outcome(False, None, f"the program uses the linguistic helpers, which are not available: {err}",
                            time.perf_counter() - start)
+    from evo import affinity
+
+    if affinity.uses(source):
+        try:
+            fields["affinity"] = [[model, layer, head, [m.round(5).tolist() for m in
+                                                        affinity.for_sentences(fields["sentences"], model, layer, head)]]
+                                  for model, layer, head in affinity.calls(source)]
+        except (UserError, ValueError, IndexError) as err:
+            return Outcome(False, None, f"affinity: {err}", time.perf_counter() - start)
     request = json.dumps(fields).encode()
     budget = limits.seconds * (len(sentences) + 1) + _SLACK
     if limits.total_seconds is not None:

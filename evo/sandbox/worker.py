@@ -26,6 +26,7 @@ import time
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+from evo.prelude import content as prelude_content  # noqa: E402
 from evo.prelude import linguistic as prelude_linguistic  # noqa: E402
 from evo.sandbox import child as sandbox_child  # noqa: E402
 
@@ -205,7 +206,7 @@ def serve(fd_in: int, fd_out: int) -> None:
         if body is None:
             return
         req = json.loads(body)
-        _hand_over(req["sentences"], req.get("annotations"))
+        _hand_over(req["sentences"], req.get("annotations"), req.get("affinity"))
         header, payload = execute(req["source"], req["sentences"], req["seconds"],
                                   req["memory_mb"], req.get("total_seconds"))
         head = json.dumps(header).encode()
@@ -213,11 +214,19 @@ def serve(fd_in: int, fd_out: int) -> None:
                    + struct.pack("<Q", len(payload)) + payload)
 
 
-def _hand_over(sentences, annotations) -> None:
-    """Gives the prelude this request's linguistic annotations (the forked child inherits them)."""
+def _hand_over(sentences, annotations, affinities=None) -> None:
+    """Gives the prelude this request's linguistic annotations and affinities (the forked child inherits them)."""
     prelude_linguistic._KNOWN.clear()   # a forked child holds only its own request's sentences
+    prelude_content._KNOWN.clear()
     for tokens, a in zip(sentences, annotations or ()):
         prelude_linguistic.provide(tokens, prelude_linguistic.Annotation.from_json(a))
+    for model, layer, head, per_sentence in affinities or ():
+        for tokens, values in zip(sentences, per_sentence):
+            prelude_content.provide(tokens, model, layer, head, values)
+
+
+def _unread(tokens, model, layer, head):
+    raise LookupError(f"no affinity of {model} {layer}.{head} was handed over for this sentence")
 
 
 def _unannotated(tokens):
@@ -236,6 +245,7 @@ def main() -> None:
     os.dup2(2, 1)
     os.close(devnull)
     prelude_linguistic._PARSER = _unannotated
+    prelude_content._READER = _unread
     sandbox_child.warm_up()
     _write_all(fd_out, b"R")
     serve(fd_in, fd_out)

@@ -58,6 +58,8 @@ class Settings:
     library: bool = True          # invent_term grows the run's term library (operators.fitting.term_edits);
                                   # runs made before term libraries resume without it
     linguistic: bool = False      # fit_scored may use the linguistic score terms (the run's vocabulary has them)
+    affinity: bool = False        # the table, scored and sparse fits may weigh the head's affinity between tokens
+                                  # read alone (evo.affinity); runs made before it resume without
     mutate_weights: dict = dataclasses.field(default_factory=lambda: dict(MUTATE_WEIGHTS))
     crossover_weights: dict = dataclasses.field(default_factory=lambda: dict(CROSSOVER_WEIGHTS))
 

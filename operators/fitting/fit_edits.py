@@ -50,9 +50,10 @@ class FitEdits(scored_edits.ScoredEdits, term_edits.TermEdits):
         """Drops the terms the head can do without: greedily, refitting after each, within `prune_loss` IoU."""
         heads = request.targets()
         source = request.parents[0].source
-        terms = scored_text.read(source, self._scored_problem()) if "softmax_rows(scores)" in source else None
+        problem = self._own_terms(self._scored_problem(), self.fitter.sample, heads)
+        terms = scored_text.read(source, problem) if "softmax_rows(scores)" in source else None
         if terms:
-            return self._prune_scored(terms, heads)
+            return self._prune_scored(problem, terms, heads)
         parent = mixing.read(request.parents[0].source, self.causal)
         if len(parent.terms) < 2:
             raise NotApplicable("the parent has no term to spare")

@@ -19,7 +19,7 @@ A mixin of the symbolic operator, beside operators.fitting.fit_edits and operato
 import numpy as np
 
 from operators import base
-from operators.shared import canonical
+from operators.shared import canonical, score_terms
 from operators.fitting import fit, invent, scored, scored_text, sparse
 from operators.shared.ast_edits import NotApplicable
 
@@ -31,7 +31,8 @@ class ScoredEdits:
         """Fits a scored program (softmax of a few terms) to the head: scored parents' terms (both, in a
         crossover) are refitted and grow by 1-3 terms; otherwise it starts afresh. New terms come from
         a random 80 % of the vocabulary."""
-        problem, most = self._scored_problem(), self.settings.scored_terms
+        problem = self._own_terms(self._scored_problem(), self.fitter.sample, request.targets())
+        most = self.settings.scored_terms
         start = self._parent_terms(request, problem)[:most - 1]
         terms = min(most, len(start) + int(rng.integers(1, 4))) if start else int(rng.integers(2, most + 1))
         allowed = rng.random(len(problem.feats)) < 0.8
@@ -56,6 +57,7 @@ class ScoredEdits:
             invented = invent.terms(sample.tokens, sample.lengths, target, self.causal)
             if invented:
                 problem = problem.extended(sample, invented)
+        problem = self._own_terms(problem, self._wide_sample, request.targets())
         allowed = self._free(problem, len(self._base_wide().keys))   # invented and library terms: one each
         start = self._parent_terms(request, problem)
         return problem, target, scored.fit_wide(problem, target, self.settings.wide_terms, start=start,
@@ -64,7 +66,7 @@ class ScoredEdits:
     def _fit_sparse(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
         """Fits the best scored program of at most `sparse_terms` terms within `sparse_nodes` AST nodes
         (a beam search over subsets of the vocabulary, near-identical terms resolved to the most readable)."""
-        problem = self._scored_problem()
+        problem = self._own_terms(self._scored_problem(), self.fitter.sample, request.targets())
         result = sparse.fit(problem, self._target(request.targets()), self.settings.sparse_terms,
                             self.settings.sparse_nodes, causal=self.causal)
         return self._scored_child(result, request, "fit_sparse", None)
@@ -109,6 +111,20 @@ class ScoredEdits:
             self._scored = scored.problem(self.fitter, self.settings.linguistic, self.causal)
         return self._library_problem(self._scored, self.fitter.sample)
 
+    def _own_terms(self, problem: scored.Problem, sample, heads: tuple[int, ...]) -> scored.Problem:
+        """Returns the problem with the head's affinity between tokens read alone (evo.affinity) as one more
+        term, where the run has affinities and the request aims at one head (the term names its head)."""
+        if not self.settings.affinity or len(heads) != 1:
+            return problem
+        if getattr(self, "_affinity_of", None) is None:
+            from evo import affinity, attention_set   # the set's affinities, read once beside it (trusted code)
+
+            aset = attention_set.AttentionSet.load(self.fitter.aset_path)
+            affinity.preload(self.fitter.aset_path)
+            self._affinity_of = (str(aset.model), int(aset.meta["n_heads"]))
+        model, n_heads = self._affinity_of
+        return problem.extended(sample, [score_terms.affinity(model, *divmod(int(heads[0]), n_heads))])
+
     def _wide_problem(self) -> scored.Problem:
         """Returns the score terms on the wide fits' larger sample (`wide_sentences`), the library among them."""
         return self._library_problem(self._base_wide(), self._wide_sample)
@@ -120,12 +136,13 @@ class ScoredEdits:
             self._wide = scored.problem(self.fitter, self.settings.linguistic, self.causal, self._wide_sample)
         return self._wide
 
-    def _prune_scored(self, terms: list[tuple[int, float]], heads: tuple[int, ...]) -> tuple[str, dict]:
+    def _prune_scored(self, problem: scored.Problem, terms: list[tuple[int, float]],
+                      heads: tuple[int, ...]) -> tuple[str, dict]:
         """Drops the score terms the head can do without, within `prune_loss` IoU in all (on the fit
         sample: pruning a wide program on the wide sample took several times as long)."""
         if len(terms) < 2:
             raise NotApplicable("the scored parent has no term to spare")
-        result = scored.prune(self._scored_problem(), self._target(heads), terms, self.settings.prune_loss)
+        result = scored.prune(problem, self._target(heads), terms, self.settings.prune_loss)
         if not result.terms:
             raise NotApplicable("pruning left no score term with a weight that rounds above zero")
         if len(result.terms) >= len(terms):

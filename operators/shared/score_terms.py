@@ -53,6 +53,11 @@ def _call(name: str, meaning: str, *args, linguistic: bool = False) -> Feature:
                    lambda t, f=getattr(prelude, name): f(t, *args))
 
 
+def affinity(model: str, layer: int, head: int) -> Feature:
+    """Returns the head's own affinity between tokens read alone (evo.affinity): the one term read off the model."""
+    return _call("affinity", "on the keys this head favours for the tokens' identities alone", model, layer, head)
+
+
 def conditioned(query: str, key: Feature) -> Feature:
     """Returns the key term restricted to queries whose word is a `query` part of speech."""
     return Feature(f'query_is(tokens, "{query}") * {key.expr}', f"from {article(query)}: {key.meaning}", True,

@@ -1,0 +1,154 @@
+"""A head's affinity between tokens read alone (evo.affinity): what it is, where it is kept, how programs read
+it, and the fits that weigh it. Tiny random models built from a config; no real model."""
+
+import numpy as np
+import pytest
+import torch
+
+from evo import affinity, capture, models, run, sandbox
+from evo.prelude import content
+from operators import base
+from operators.edits import symbolic
+
+
+@pytest.fixture(autouse=True)
+def _forget():
+    """Each test starts with no set handed to this process and no model loaded for reading tokens."""
+    affinity._SETS.clear()
+    affinity._HANDLES.clear()
+    affinity._LIVE.clear()
+    content._KNOWN.clear()
+    yield
+    affinity._SETS.clear()
+    affinity._HANDLES.clear()
+    affinity._LIVE.clear()
+
+
+@pytest.fixture
+def gemma_set(tiny_gemma3_dir, tiny_corpus, tmp_path):
+    """Returns a set captured from the tiny Gemma 3 (a sequence-start token, rotary positions, one KV head)."""
+    return capture.capture(models.load(str(tiny_gemma3_dir)), tiny_corpus, tmp_path / "set")
+
+
+def test_a_layer_zero_affinity_is_one_tokens_query_against_the_others_key_as_the_weights_give_them(tiny_gpt2_dir):
+    loaded = models.load(str(tiny_gpt2_dir))
+    ids = [5, 17, 42, 99]
+    found = affinity.vectors(loaded, ids)
+    gpt = loaded.model.transformer
+    block = gpt.h[0]
+    with torch.no_grad():   # GPT-2 reads a token alone at position 0 (its tokenizer adds no start token)
+        x = block.ln_1(gpt.wte(torch.tensor(ids)) + gpt.wpe(torch.tensor([0])))
+        q, k, _ = block.attn.c_attn(x).split(32, dim=-1)
+    d = 8
+    for head in range(4):
+        expected = (q[:, head * d:(head + 1) * d] @ k[:, head * d:(head + 1) * d].T).numpy() / np.sqrt(d)
+        np.testing.assert_allclose(found.matrix([0, 1, 2, 3], 0, head), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["gemma3", "llama"])
+def test_a_sets_stored_affinities_are_those_read_off_the_model_for_the_same_text(family, tiny_model_dirs,
+                                                                                 tiny_corpus, tmp_path):
+    aset = capture.capture(models.load(str(tiny_model_dirs[family])), tiny_corpus, tmp_path / "set")
+    path = affinity.ensure(aset)
+    assert path.is_file() and affinity.ensure(aset) == path   # read once, then kept
+    assert affinity.preload(aset.path)
+    last = aset.n_layers - 1
+    stored = affinity.for_sentences([list(t) for t in aset.tokens], str(aset.model), last, 3)
+    affinity._SETS.clear()   # the same text, as text no set holds: the model loaded and each token read alone
+    live = affinity.for_sentences([list(t) for t in aset.tokens], str(aset.model), last, 3)
+    for a, b, tokens in zip(stored, live, aset.tokens):
+        assert a.shape == (len(tokens), len(tokens))
+        np.testing.assert_allclose(a, b, rtol=1e-2, atol=1e-2)   # float16 on disk
+
+
+def test_a_program_reads_the_affinity_handed_over_and_a_bad_call_is_a_one_line_failure(gemma_set):
+    affinity.ensure(gemma_set)
+    affinity.preload(gemma_set.path)
+    model = str(gemma_set.model)
+    sentences = [list(t) for t in gemma_set.tokens[:3]]
+    source = f"def attention(tokens):\n    return softmax_rows(affinity(tokens, {model!r}, 0, 2))\n"
+    outcome = sandbox.run(source, sentences)
+    assert outcome.ok, outcome.error
+    expected = affinity.for_sentences(sentences, model, 0, 2)
+    for got, values in zip(outcome.matrices, expected):
+        e = np.exp(values - values.max(axis=1, keepdims=True))   # softmax_rows over each whole row
+        np.testing.assert_allclose(got, e / e.sum(axis=1, keepdims=True), atol=1e-4)
+    for bad, reason in [("affinity(tokens, tokens[0], 0, 2)", "as constants"),
+                        (f"affinity(tokens, {model!r}, 0, 99)", "affinity:"),
+                        (f"affinity(tokens, {model!r}, -1, 0)", "as constants")]:
+        failed = sandbox.run(f"def attention(tokens):\n    return softmax_rows({bad})\n", sentences)
+        assert not failed.ok and reason in failed.error and "\n" not in failed.error
+
+
+def test_a_new_run_has_affinities_where_its_model_loads_and_says_why_not_elsewhere(gemma_set, tiny_attention_set):
+    assert run.vocabulary("base", gemma_set)["affinity"] is True
+    assert affinity.file_for(gemma_set).is_file()
+    off = run.vocabulary("base", tiny_attention_set)
+    assert off["affinity"] is False and "token ids" in off["affinity_off"]
+    assert run.vocabulary("base").get("affinity") is None   # no set given: nothing decided
+
+
+def _only(edit: str, **settings) -> symbolic.Settings:
+    return symbolic.Settings(mutate_weights={k: float(k == edit) for k in symbolic.MUTATE_WEIGHTS},
+                             crossover_weights={k: 0.0 for k in symbolic.CROSSOVER_WEIGHTS}, **settings)
+
+
+@pytest.fixture
+def content_set(gemma_set, tmp_path):
+    """Returns a set of the tiny Gemma's text whose head 0.2 attends by its affinity alone (the others as the
+    model does): the head a fit can only explain with the term."""
+    from evo import attention_set
+
+    affinity.ensure(gemma_set)
+    affinity.preload(gemma_set.path)
+    matrices = []
+    for s, tokens in enumerate(gemma_set.tokens):
+        heads = gemma_set.matrices(s)
+        values = affinity.for_sentences([list(tokens)], str(gemma_set.model), 0, 2)[0] * 4.0
+        e = np.exp(np.where(np.tril(np.ones_like(values)) > 0, values - values.max(), -np.inf))
+        heads[2] = e / e.sum(axis=1, keepdims=True)
+        matrices.append(heads)
+    return attention_set.write(tmp_path / "content", dict(gemma_set.meta), matrices)
+
+
+@pytest.mark.parametrize("edit", ["fit_sparse", "fit_wide"])
+def test_the_fits_weigh_the_heads_own_affinity_only_where_the_run_has_it(content_set, edit):
+    affinity.ensure(content_set)
+    source = "def attention(tokens):\n    return previous_token(tokens)\n"
+    request = base.Request("mutate", (base.Parent("p", source, np.zeros(12), 5),), (2,), 1)
+    without = symbolic.SymbolicOperator(_only(edit), aset_path=content_set.path).vary([request])[0]
+    within = symbolic.SymbolicOperator(_only(edit, affinity=True), aset_path=content_set.path).vary([request])[0]
+    assert "affinity" not in without.source
+    assert f"affinity(tokens, {str(content_set.model)!r}, 0, 2)" in within.source
+    assert within.meta["fit_iou"] > without.meta["fit_iou"] + 0.1
+    assert sandbox.run(within.source, [list(t) for t in content_set.tokens]).ok
+
+
+_STANDALONE = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("prog", sys.argv[1])
+mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+print(json.dumps(mod.attention(json.loads(sys.argv[2])).tolist()))
+"""
+
+
+def test_an_exported_program_with_the_term_runs_on_its_own_reading_the_model(gemma_set, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    model = str(gemma_set.model)
+    path = tmp_path / "head.py"
+    path.write_text(f'"""L0.H2: the tokens\' own affinity."""\nfrom evo.prelude import affinity, softmax_rows\n\n\n'
+                    f"def attention(tokens):\n    return softmax_rows(affinity(tokens, {model!r}, 0, 2))\n")
+    tokens = list(gemma_set.tokens[1])
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-I", "-c", _STANDALONE, str(path), json.dumps(tokens)],
+                          capture_output=True, text=True, timeout=120, env=env, cwd="/")
+    assert done.returncode == 0, done.stderr.strip().splitlines()[-1:]
+    values = affinity.vectors(models.load(model), gemma_set.meta["token_ids"][1]).matrix(
+        list(range(len(tokens))), 0, 2)
+    e = np.exp(values - values.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(json.loads(done.stdout), e / e.sum(axis=1, keepdims=True), atol=1e-5)
