@@ -23,6 +23,7 @@ import os
 import pathlib
 import re
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -125,7 +126,11 @@ def ensure(aset) -> pathlib.Path:
     missing; raises UserError when the set's model cannot be loaded."""
     path = file_for(aset)
     if path.is_file():
-        return path
+        problem = _problem(path, len(aset.tokens))
+        if problem is None:
+            return path
+        warnings.warn(f"the affinities beside {aset.path} are damaged ({problem}); reading them again",
+                      stacklevel=2)
     from safetensors.numpy import save_file
 
     from evo import models
@@ -155,14 +160,27 @@ def ensure(aset) -> pathlib.Path:
     return path
 
 
+def _problem(path: pathlib.Path, sentences: int) -> str | None:
+    """Returns what is wrong with an affinity file (unreadable, a sentence missing), or None."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            keys = set(f.keys())
+    except (OSError, SafetensorError) as err:
+        return str(err).splitlines()[0] if str(err) else type(err).__name__
+    missing = [s for s in range(sentences) if f"s{s}" not in keys]
+    return f"sentence {missing[0]} missing" if missing else None
+
+
 def preload(aset_dir: pathlib.Path) -> bool:
     """Hands this process the affinities stored beside an attention set, if any; returns whether it had them."""
     from evo import attention_set
 
     aset = attention_set.AttentionSet.load(pathlib.Path(aset_dir))
     path = file_for(aset)
-    if not path.is_file():
-        return False
+    if not path.is_file() or _problem(path, len(aset.tokens)):
+        return False   # nothing kept beside the set (or damaged): what programs ask is read off the model
     for s, tokens in enumerate(aset.tokens):
         _SETS[(str(aset.model), tuple(tokens))] = (path, f"s{s}", int(aset.meta["n_heads"]))
     return True

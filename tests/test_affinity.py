@@ -152,3 +152,14 @@ def test_an_exported_program_with_the_term_runs_on_its_own_reading_the_model(gem
         list(range(len(tokens))), 0, 2)
     e = np.exp(values - values.max(axis=1, keepdims=True))
     np.testing.assert_allclose(json.loads(done.stdout), e / e.sum(axis=1, keepdims=True), atol=1e-5)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_damaged_affinity_file_is_read_again_with_a_warning_and_never_handed_out(gemma_set, damage):
+    path = affinity.ensure(gemma_set)
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2] if damage == "truncate" else b"not a safetensors file at all")
+    assert affinity.preload(gemma_set.path) is False   # damaged: nothing handed out from it
+    with pytest.warns(UserWarning, match="damaged"):
+        assert affinity.ensure(gemma_set) == path
+    assert path.read_bytes() == good and affinity.preload(gemma_set.path)

@@ -39,12 +39,13 @@ def unmeasured(account: str) -> Explained:
 
 def text_of(aset_path: pathlib.Path, sentences: int = SENTENCES):
     """Returns (shares.Text, the heads' matrices per sentence) for an attention set's first sentences."""
-    from evo import attention_set, linguistic
+    from evo import affinity, attention_set, linguistic
 
     aset = attention_set.AttentionSet.load(aset_path)
     count = min(sentences, len(aset))
     tokens = [list(aset.tokens[s]) for s in range(count)]
     ling = linguistic.available() and linguistic.preload(pathlib.Path(aset_path), [list(t) for t in aset.tokens])
+    affinity.preload(pathlib.Path(aset_path))   # programs with the content term read the set's, not the model
     corpus = aset.meta.get("corpus") or {}
     source = corpus.get("source") if isinstance(corpus, dict) else corpus
     text = shares.Text.of(tokens, aset.causal, bool(ling),
