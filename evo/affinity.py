@@ -31,6 +31,7 @@ from evo.errors import UserError
 
 PREFIX = "affinity-"                  # affinity-<stamp of the attention file>.safetensors
 NAME = "affinity"                     # the prelude helper programs call
+MAX_HEADS = 4                         # heads one program may read (each is handed over for every sentence)
 _USES = re.compile(r"\baffinity\s*\(")
 _SETS: dict[tuple[str, tuple[str, ...]], tuple[pathlib.Path, str, int]] = {}   # (model, tokens) -> file, key, heads
 _HANDLES: dict[pathlib.Path, object] = {}
@@ -76,7 +77,10 @@ def calls(source: str) -> list[tuple[str, int, int]]:
                 or not all(type(v.value) is int for v in values[1:]):
             raise ValueError("affinity(tokens, model, layer, head) takes its model, layer and head as constants")
         found.append((values[0].value, values[1].value, values[2].value))
-    return list(dict.fromkeys(found))
+    found = list(dict.fromkeys(found))
+    if len(found) > MAX_HEADS:
+        raise ValueError(f"a program may read the affinity of {MAX_HEADS} heads at most, not {len(found)}")
+    return found
 
 
 def vectors(loaded, ids: list[int], batch_size: int = 64) -> Vectors:

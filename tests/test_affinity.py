@@ -75,7 +75,9 @@ def test_a_program_reads_the_affinity_handed_over_and_a_bad_call_is_a_one_line_f
         np.testing.assert_allclose(got, e / e.sum(axis=1, keepdims=True), atol=1e-4)
     for bad, reason in [("affinity(tokens, tokens[0], 0, 2)", "as constants"),
                         (f"affinity(tokens, {model!r}, 0, 99)", "affinity:"),
-                        (f"affinity(tokens, {model!r}, -1, 0)", "as constants")]:
+                        (f"affinity(tokens, {model!r}, -1, 0)", "as constants"),
+                        (" + ".join(f"affinity(tokens, {model!r}, 0, {h % 4}) + affinity(tokens, {model!r}, 1, {h})"
+                                    for h in range(4)), "4 heads at most")]:
         failed = sandbox.run(f"def attention(tokens):\n    return softmax_rows({bad})\n", sentences)
         assert not failed.ok and reason in failed.error and "\n" not in failed.error
 

@@ -106,7 +106,7 @@ def _execute(source: str, sentences, limits: Limits, start: float) -> Outcome:
             fields["affinity"] = [[model, layer, head, [m.round(5).tolist() for m in
                                                         affinity.for_sentences(fields["sentences"], model, layer, head)]]
                                   for model, layer, head in affinity.calls(source)]
-        except (UserError, ValueError, IndexError) as err:
+        except (UserError, ValueError, IndexError, SyntaxError, RecursionError) as err:
             return Outcome(False, None, f"affinity: {err}", time.perf_counter() - start)
     request = json.dumps(fields).encode()
     budget = limits.seconds * (len(sentences) + 1) + _SLACK
