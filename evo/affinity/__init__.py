@@ -1,0 +1,56 @@
+"""Each head's affinity between tokens read alone: one token's query against another token's key, as the
+model computes them for each token on its own.
+
+    q(t), k(t)      <- one forward pass over [start, t] for each token t (start: the special token the
+                       model's sentences begin with, if any), recorded inside the attention function
+                       at t's position, every layer at once
+    affinity[i, j]  =  q(t_i) . k(t_j) * scaling       # per head; both at one position, so a rotary
+                                                        # embedding cancels; soft-capped as the head is
+
+These are the head's scores if only the tokens' identities counted (its token-level query-key
+circuit, read through the whole model for each token alone). Where a head follows content, the
+term carries much of its attention; where it follows position or structure, little, and a fit
+gives it little weight. Two parts: reading tokens alone off the model (evo.affinity.reading), and keeping the values
+beside an attention set and handing them out (evo.affinity.kept: `ensure` writes the set's
+affinities beside it, one float16 (K, n, n) tensor per sentence laid out as the attention file;
+`preload` hands a process the set's sentences, so programs read them and never the model;
+`for_sentences` is what the sandbox's caller and the prelude ask, loading the model only for
+text no set holds). Here: which calls a program makes.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from evo.affinity.kept import _HANDLES, _LIVE, _SETS, ensure, file_for, for_sentences, preload  # noqa: F401
+from evo.affinity.reading import Vectors, vectors  # noqa: F401
+
+NAME = "affinity"                     # the prelude helper programs call
+MAX_HEADS = 4                         # heads one program may read (each is handed over for every sentence)
+_USES = re.compile(r"\baffinity\s*\(")
+
+
+def uses(source: str) -> bool:
+    """Returns whether a program's source names the affinity helper."""
+    return bool(_USES.search(source))
+
+
+def calls(source: str) -> list[tuple[str, int, int]]:
+    """Returns the (model, layer, head) of each affinity call in a program; raises ValueError for a call whose
+    model, layer or head is not written out as a constant (the values are handed over before it runs)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == NAME):
+            continue
+        given = dict(zip(("tokens", "model", "layer", "head"), node.args))
+        given.update({k.arg: k.value for k in node.keywords if k.arg})
+        values = [given.get(k) for k in ("model", "layer", "head")]
+        if not all(isinstance(v, ast.Constant) for v in values) or not isinstance(values[0].value, str) \
+                or not all(type(v.value) is int for v in values[1:]):
+            raise ValueError("affinity(tokens, model, layer, head) takes its model, layer and head as constants")
+        found.append((values[0].value, values[1].value, values[2].value))
+    found = list(dict.fromkeys(found))
+    if len(found) > MAX_HEADS:
+        raise ValueError(f"a program may read the affinity of {MAX_HEADS} heads at most, not {len(found)}")
+    return found

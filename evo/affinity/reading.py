@@ -1,0 +1,119 @@
+"""Reading each token alone off the model: its query and key in every layer, and a head's affinity from them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from evo.errors import UserError
+
+
+@dataclasses.dataclass
+class Vectors:
+    """Each token's query and key, read alone, per layer."""
+
+    q: np.ndarray          # (V, L, H, d)
+    k: np.ndarray          # (V, L, KV, d)
+    scaling: np.ndarray    # (L,)
+    softcap: list          # per layer: the soft cap of its scores, or None
+
+    def matrix(self, rows: list[int], layer: int, head: int) -> np.ndarray:
+        """Returns head `layer`.`head`'s affinity between the tokens at `rows` of these vectors: (n, n)."""
+        groups = self.q.shape[2] // self.k.shape[2]
+        q, k = self.q[rows, layer, head], self.k[rows, layer, head // groups]   # (n, d) each
+        scores = (q @ k.T) * float(self.scaling[layer])
+        cap = self.softcap[layer]
+        return np.tanh(scores / cap) * cap if cap else scores
+
+
+def vectors(loaded, ids: list[int], batch_size: int = 64) -> Vectors:
+    """Returns the query and key of each token id read alone, every layer, from the loaded model."""
+    import torch
+
+    from evo import substitute
+
+    modules = substitute.attention_modules(loaded.model)
+    layer_of = {id(m): layer for layer, m in modules.items()}
+    eager, seen = substitute.eager(modules), {}
+
+    def watching(module, query, key, value, attention_mask, scaling=None, dropout=0.0, softcap=None, **kwargs):
+        # query (B, H, T, d), key (B, KV, T, d): the token is the last position
+        seen[layer_of[id(module)]] = (query[:, :, -1].float().cpu().numpy(), key[:, :, -1].float().cpu().numpy(),
+                                      scaling if scaling is not None else query.size(-1) ** -0.5, softcap)
+        return eager(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, softcap=softcap,
+                     **kwargs)
+
+    start = start_ids(loaded.tokenizer)
+    qs, ks = [], []
+    with substitute.attention_function(loaded.model, watching), torch.inference_mode():
+        for at in range(0, len(ids), batch_size):
+            chunk = torch.tensor([start + [int(i)] for i in ids[at:at + batch_size]], device=loaded.device)
+            seen.clear()
+            loaded.model.base_model(input_ids=chunk, **({"use_cache": False} if loaded.causal else {}))
+            qs.append(np.stack([seen[layer][0] for layer in sorted(modules)], axis=1))   # (B, L, H, d)
+            ks.append(np.stack([seen[layer][1] for layer in sorted(modules)], axis=1))   # (B, L, KV, d)
+    layers = [seen[layer] for layer in sorted(modules)]
+    return Vectors(np.concatenate(qs), np.concatenate(ks), np.array([float(s[2]) for s in layers]),
+                   [float(s[3]) if s[3] else None for s in layers])
+
+
+def start_ids(tokenizer) -> list[int]:
+    """Returns the special token ids the tokenizer puts before a text's own (the model's sequence start)."""
+    ids = tokenizer("a")["input_ids"]
+    return [ids[0]] if len(ids) > 1 and ids[0] in set(tokenizer.all_special_ids) else []
+
+
+class Live:
+    """A model loaded to read tokens alone (text no attention set holds), with the tokens read so far."""
+
+    def __init__(self, model: str):
+        from evo import models
+
+        self.loaded = models.load(model)
+        self.rows: dict[int, int] = {}   # token id -> its row in `found`
+        self.found: Vectors | None = None
+        self._by_text: dict[str, int] | None = None
+
+    def matrix(self, tokens: list[str], layer: int, head: int) -> np.ndarray:
+        """Returns the head's affinity on one sentence's tokens, reading tokens not seen before alone."""
+        ids = self.ids(tokens)
+        new = sorted(set(ids) - set(self.rows))
+        if new:
+            more = vectors(self.loaded, new)
+            self.rows.update({t: len(self.rows) + r for r, t in enumerate(new)})
+            self.found = more if self.found is None else Vectors(
+                np.concatenate([self.found.q, more.q]), np.concatenate([self.found.k, more.k]),
+                self.found.scaling, self.found.softcap)
+        check(layer, head, self.found.q.shape[1], self.found.q.shape[2])
+        return self.found.matrix([self.rows[t] for t in ids], layer, head).astype(np.float64)
+
+    def ids(self, tokens: list[str]) -> list[int]:
+        """Returns the token ids of a sentence's tokens: as the tokenizer encodes their text where that
+        renders back to them (several ids can share a text), else each token's own."""
+        from evo import tokens as texts
+
+        tokenizer = self.loaded.tokenizer
+        start = start_ids(tokenizer)
+        framed = start + tokenizer("".join(tokens[len(start):]), add_special_tokens=False)["input_ids"]
+        if texts.render(tokenizer, framed) == list(tokens):
+            return framed
+        return [self._id_of(t) for t in tokens]
+
+    def _id_of(self, token: str) -> int:
+        """Returns the id of one token's text (the first id that renders so)."""
+        from evo import tokens as texts
+
+        if self._by_text is None:
+            self._by_text = {}
+            for i in range(len(self.loaded.tokenizer)):
+                self._by_text.setdefault(texts.render(self.loaded.tokenizer, [i])[0], i)
+        if token not in self._by_text:
+            raise UserError(f"affinity: {token!r} is not one token of {self.loaded.name}'s vocabulary")
+        return self._by_text[token]
+
+
+def check(layer: int, head: int, n_layers: int, n_heads: int) -> None:
+    """Raises ValueError for a head the model does not have."""
+    if not (0 <= layer < n_layers and 0 <= head < n_heads):
+        raise ValueError(f"head {layer}.{head} does not exist: the model has {n_layers} layers x {n_heads} heads")
