@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from evo import affinity, capture, models, run, sandbox
+from evo.errors import UserError
 from evo.prelude import content
 from operators import base
 from operators.edits import symbolic
@@ -165,3 +166,19 @@ def test_a_damaged_affinity_file_is_read_again_with_a_warning_and_never_handed_o
     with pytest.warns(UserWarning, match="damaged"):
         assert affinity.ensure(gemma_set) == path
     assert path.read_bytes() == good and affinity.preload(gemma_set.path)
+
+
+def test_a_set_folder_that_cannot_be_written_is_one_line_and_the_run_goes_without(gemma_set, monkeypatch):
+    import errno
+    import tempfile
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkstemp", full)
+    with pytest.raises(UserError) as caught:
+        affinity.ensure(gemma_set)
+    assert "No space left on device" in str(caught.value) and "\n" not in str(caught.value)
+    off = run.vocabulary("base", gemma_set)
+    assert off["affinity"] is False and "No space left" in off["affinity_off"]
+    assert not affinity.file_for(gemma_set).exists()

@@ -54,14 +54,18 @@ def ensure(aset) -> pathlib.Path:
         rows = [index[int(t)] for t in sentence]
         tensors[f"s{s}"] = np.stack([found.matrix(rows, layer, head) for layer in range(n_layers)
                                      for head in range(n_heads)]).astype(np.float16)   # (K, n, n)
-    fd, tmp = tempfile.mkstemp(dir=aset.path, prefix=".affinity-", suffix=".tmp")
-    os.close(fd)
     try:
-        save_file(tensors, tmp, metadata={"model": str(aset.model), "n_heads": str(n_heads)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        fd, tmp = tempfile.mkstemp(dir=aset.path, prefix=".affinity-", suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file(tensors, tmp, metadata={"model": str(aset.model), "n_heads": str(n_heads)})
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as err:   # a full disk, a folder you may not write: said in one line, nothing half-written
+        raise UserError(f"cannot keep the affinities beside the attention set at {aset.path}: "
+                        f"{err.strerror or err}") from None
     return path
 
 
