@@ -27,8 +27,9 @@ class Vectors:
         return np.tanh(scores / cap) * cap if cap else scores
 
 
-def vectors(loaded, ids: list[int], batch_size: int = 64) -> Vectors:
-    """Returns the query and key of each token id read alone, every layer, from the loaded model."""
+def vectors(loaded, ids: list, batch_size: int = 64) -> Vectors:
+    """Returns the query and key of each token read alone, every layer, from the loaded model: a token id, or
+    a tuple of ids (a text the vocabulary has no one token for, read to its last piece)."""
     import torch
 
     from evo import substitute
@@ -45,16 +46,22 @@ def vectors(loaded, ids: list[int], batch_size: int = 64) -> Vectors:
                      **kwargs)
 
     start = start_ids(loaded.tokenizer)
-    qs, ks = [], []
+    inputs = [start + ([int(i)] if isinstance(i, (int, np.integer)) else [int(j) for j in i]) for i in ids]
+    by_length: dict[int, list[int]] = {}   # one length a batch: no padding
+    for r, row in enumerate(inputs):
+        by_length.setdefault(len(row), []).append(r)
+    batches = [group[at:at + batch_size] for group in by_length.values() for at in range(0, len(group), batch_size)]
+    q, k = [None] * len(inputs), [None] * len(inputs)
     with substitute.attention_function(loaded.model, watching), torch.inference_mode():
-        for at in range(0, len(ids), batch_size):
-            chunk = torch.tensor([start + [int(i)] for i in ids[at:at + batch_size]], device=loaded.device)
+        for rows in batches:
+            chunk = torch.tensor([inputs[r] for r in rows], device=loaded.device)
             seen.clear()
             loaded.model.base_model(input_ids=chunk, **({"use_cache": False} if loaded.causal else {}))
-            qs.append(np.stack([seen[layer][0] for layer in sorted(modules)], axis=1))   # (B, L, H, d)
-            ks.append(np.stack([seen[layer][1] for layer in sorted(modules)], axis=1))   # (B, L, KV, d)
+            for b, r in enumerate(rows):
+                q[r] = np.stack([seen[layer][0][b] for layer in sorted(modules)])   # (L, H, d)
+                k[r] = np.stack([seen[layer][1][b] for layer in sorted(modules)])   # (L, KV, d)
     layers = [seen[layer] for layer in sorted(modules)]
-    return Vectors(np.concatenate(qs), np.concatenate(ks), np.array([float(s[2]) for s in layers]),
+    return Vectors(np.stack(q), np.stack(k), np.array([float(s[2]) for s in layers]),
                    [float(s[3]) if s[3] else None for s in layers])
 
 
@@ -71,14 +78,14 @@ class Live:
         from evo import models
 
         self.loaded = models.load(model)
-        self.rows: dict[int, int] = {}   # token id -> its row in `found`
+        self.rows: dict = {}   # token id (or a text's piece ids) -> its row in `found`
         self.found: Vectors | None = None
         self._by_text: dict[str, int] | None = None
 
     def matrix(self, tokens: list[str], layer: int, head: int) -> np.ndarray:
         """Returns the head's affinity on one sentence's tokens, reading tokens not seen before alone."""
         ids = self.ids(tokens)
-        new = sorted(set(ids) - set(self.rows))
+        new = list(dict.fromkeys(i for i in ids if i not in self.rows))
         if new:
             more = vectors(self.loaded, new)
             self.rows.update({t: len(self.rows) + r for r, t in enumerate(new)})
@@ -88,9 +95,10 @@ class Live:
         check(layer, head, self.found.q.shape[1], self.found.q.shape[2])
         return self.found.matrix([self.rows[t] for t in ids], layer, head).astype(np.float64)
 
-    def ids(self, tokens: list[str]) -> list[int]:
+    def ids(self, tokens: list[str]) -> list:
         """Returns the token ids of a sentence's tokens: as the tokenizer encodes their text where that
-        renders back to them (several ids can share a text), else each token's own."""
+        renders back to them (several ids can share a text), else each token's own (a token that is no one
+        token of the vocabulary: the ids of its text, read to the last)."""
         from evo import tokens as texts
 
         tokenizer = self.loaded.tokenizer
@@ -100,17 +108,20 @@ class Live:
             return framed
         return [self._id_of(t) for t in tokens]
 
-    def _id_of(self, token: str) -> int:
-        """Returns the id of one token's text (the first id that renders so)."""
+    def _id_of(self, token: str):
+        """Returns the id of one token's text (the first id that renders so), or the ids its text encodes to."""
         from evo import tokens as texts
 
         if self._by_text is None:
             self._by_text = {}
             for i in range(len(self.loaded.tokenizer)):
                 self._by_text.setdefault(texts.render(self.loaded.tokenizer, [i])[0], i)
-        if token not in self._by_text:
-            raise UserError(f"affinity: {token!r} is not one token of {self.loaded.name}'s vocabulary")
-        return self._by_text[token]
+        if token in self._by_text:
+            return self._by_text[token]
+        pieces = tuple(self.loaded.tokenizer(token, add_special_tokens=False)["input_ids"])
+        if not pieces:
+            raise UserError(f"affinity: {token!r} gives no token of {self.loaded.name}'s vocabulary")
+        return pieces
 
 
 def check(layer: int, head: int, n_layers: int, n_heads: int) -> None:
