@@ -186,3 +186,12 @@ def test_a_set_folder_that_cannot_be_written_is_one_line_and_the_run_goes_withou
     off = run.vocabulary("base", gemma_set)
     assert off["affinity"] is False and "No space left" in off["affinity_off"]
     assert not affinity.file_for(gemma_set).exists()
+
+
+def test_text_that_is_no_one_token_is_read_as_its_pieces(gemma_set):
+    model = str(gemma_set.model)
+    tokens = list(gemma_set.tokens[0][:3]) + [" zzqxv42"]
+    found = affinity.for_sentences([tokens], model, 1, 0)[0]
+    assert found.shape == (4, 4) and np.isfinite(found).all()
+    pieces = affinity.kept._live(model).ids(tokens)[-1]
+    assert isinstance(pieces, tuple) and len(pieces) > 1
