@@ -127,8 +127,7 @@ class AttentionSet:
         return derived.cached(file, shape, fill, dtype, on_build=self._unmap)
 
     def stamp(self) -> str:
-        """Returns a short mark of the attention file as it is now (size and time): arrays kept beside the set
-        carry it in their names, so a set captured again never reads those of the one before."""
+        """Returns a mark of the attention file (size, time) that files kept beside the set carry in their names."""
         tensors = (self.path / TENSOR_FILE).stat()
         return f"{tensors.st_size:x}{tensors.st_mtime_ns:x}"[-12:]
 
