@@ -18,6 +18,7 @@ def _forget():
     affinity._SETS.clear()
     affinity._HANDLES.clear()
     affinity._LIVE.clear()
+    affinity._CHECKED.clear()
     content._KNOWN.clear()
     yield
     affinity._SETS.clear()

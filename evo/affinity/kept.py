@@ -18,6 +18,7 @@ from evo.errors import UserError
 PREFIX = "affinity-"                  # affinity-<stamp of the attention file>.safetensors
 _SETS: dict[tuple[str, tuple[str, ...]], tuple[pathlib.Path, str, int]] = {}   # (model, tokens) -> file, key, heads
 _HANDLES: dict[pathlib.Path, object] = {}
+_CHECKED: dict[pathlib.Path, tuple] = {}   # file -> its size and time when this process found it whole
 _LIVE: dict[str, "reading.Live"] = {}   # model -> the loaded model and the tokens read so far (text no set holds)
 
 
@@ -30,9 +31,12 @@ def ensure(aset) -> pathlib.Path:
     """Returns the attention set's affinity file, reading every token of the set alone (one model load) if
     missing; raises UserError when the set's model cannot be loaded."""
     path = file_for(aset)
+    if path.is_file() and _CHECKED.get(path) == _mark(path):
+        return path   # found whole in this process, unchanged since (evaluation asks once a generation)
     if path.is_file():
         problem = _problem(path, len(aset.tokens))
         if problem is None:
+            _CHECKED[path] = _mark(path)
             return path
         warnings.warn(f"the affinities beside {aset.path} are damaged ({problem}); reading them again",
                       stacklevel=2)
@@ -60,6 +64,7 @@ def ensure(aset) -> pathlib.Path:
         try:
             save_file(tensors, tmp, metadata={"model": str(aset.model), "n_heads": str(n_heads)})
             os.replace(tmp, path)
+            _CHECKED[path] = _mark(path)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -67,6 +72,12 @@ def ensure(aset) -> pathlib.Path:
         raise UserError(f"cannot keep the affinities beside the attention set at {aset.path}: "
                         f"{err.strerror or err}") from None
     return path
+
+
+def _mark(path: pathlib.Path) -> tuple:
+    """Returns the file's size and modification time (a file changed since its check is checked again)."""
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
 
 
 def _problem(path: pathlib.Path, sentences: int) -> str | None:
