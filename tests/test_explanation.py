@@ -114,3 +114,56 @@ def test_attribution_drops_each_family_of_terms_by_zeroing_its_weights():
     assert "0.0 * (query_is(tokens, 'NOUN')" in found["part of speech"]
     assert attribution.words({"position": 0.12, "first token": 0.3, "syntax": 0.01, "copies of tokens": 0.0}) == \
         "IoU lost without its terms for first token: 30.0 points; position: 12.0 points; syntax: 1.0 points"
+
+
+def _affinity_text(favoured_key):
+    """Returns a text whose single head's affinity ranks key favoured_key(i) first for every query i >= 1."""
+    n = len(TOKENS)
+    aff = np.zeros((1, n, n))
+    for i in range(1, n):
+        aff[0, i, favoured_key(i)] = 5.0
+    aff[0, :, 0] = 9.0                       # the first token is never the favoured key, however high its affinity
+    return shares.Text.of([TOKENS], True, False, "test sentence", [aff])
+
+
+def test_content_share_is_the_mass_off_the_first_token_on_the_key_the_affinity_ranks_first():
+    text = _affinity_text(lambda i: max(i - 2, 1))
+    n = len(TOKENS)
+    follows = 0.4 * _rows(n, lambda i: 0) + 0.6 * _rows(n, lambda i: max(i - 2, 1) if i else 0)
+    own, _ = shares.content(text, [follows[None]])
+    assert own[0] == pytest.approx(1.0)                        # all its mass off the first token is on that key
+    uniform = _head("uniform")
+    own_u, even_u = shares.content(text, [uniform[None]])
+    assert own_u[0] == pytest.approx(even_u[0])                # spread evenly: no more than chance
+    # the even spread by hand: each row's mass off the first token, a 1/i part of it on the favoured key
+    off = [uniform[i, 1:i + 1].sum() for i in range(1, n)]
+    assert even_u[0] == pytest.approx(sum(o / i for o, i in zip(off, range(1, n))) / sum(off))
+    assert shares.content(_text(), [follows[None]]) is None    # a text without affinities measures none
+
+
+def test_a_head_that_goes_where_its_affinity_points_is_content_and_its_account_says_so():
+    text = _affinity_text(lambda i: 1)      # key 1 for every query
+    n = len(TOKENS)
+    head = 0.5 * _rows(n, lambda i: 0) + 0.5 * _rows(n, lambda i: 1 if i else 0)
+    head_shares = shares.of(text, [head[None]])[0]
+    own, even = shares.content(text, [head[None]])
+    assert families.family(head_shares) != "content"                        # not measured: never named so
+    spread = np.zeros(len(patterns.NAMES))
+    spread[patterns.NAMES.index("first")], spread[patterns.NAMES.index("rest")] = 0.5, 0.5
+    assert families.family(spread, None, (float(own[0]), float(even[0]))) == "content"
+    assert families.family(spread, None, (0.25, 0.05)) == "mixed"          # below CONTENT_SHARE
+    assert families.family(spread, None, (0.5, 0.3)) == "mixed"            # under twice the even spread
+    words = accounts.words(spread, None, None, (0.47, 0.4, 0.11))
+    assert words.endswith("off the first token, 47 % on the key the tokens alone favour most "
+                          "(program 40 %; even spread: 11 %)")
+    assert "favour" not in accounts.words(spread, None, None, (0.2, 0.4, 0.11))
+    record = accounts.records(spread, None, "t", (0.47, None, 0.11))
+    assert record["content"] == {"head": 0.47, "program": None, "even": 0.11}
+    assert "content" not in accounts.records(spread, None, "t")
+
+
+def test_every_family_has_its_own_colour_on_the_report():
+    from evo.report import page
+
+    assert set(families.NAMES) <= set(page.FAMILY_COLOURS)
+    assert len(set(page.FAMILY_COLOURS.values())) == len(page.FAMILY_COLOURS)

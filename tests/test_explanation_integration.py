@@ -34,3 +34,22 @@ def test_shares_match_an_independent_count_on_gemma_heads_and_a_program():
             assert named[k] == "sink"
         if row[prev] >= 0.5:
             assert named[k] in ("previous-token", "sink")
+
+
+@pytest.mark.integration
+def test_content_shares_match_an_independent_count_on_gemma_heads():
+    from evo import affinity
+
+    aset = capture.ensure(model="gemma-3-270m", split="search")
+    affinity.ensure(aset)
+    text, mats = measure.text_of(aset.path, 12)
+    own, even = shares.content(text, mats)
+    kept = affinity.stored(aset, 12)
+    for k in (0, 1, 33):
+        on = off = 0.0
+        for a, m in zip(kept, mats):
+            for i in range(1, len(m[k])):
+                j = 1 + int(np.argmax(a[k][i, 1:i + 1]))       # the earlier key off the first token it favours
+                on, off = on + m[k][i, j], off + m[k][i, 1:i + 1].sum()
+        assert abs(own[k] - on / off) < 1e-6, k
+    assert (own > even).mean() > 0.9        # most heads go where the tokens alone point more than chance does

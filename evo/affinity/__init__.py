@@ -23,7 +23,8 @@ from __future__ import annotations
 import ast
 import re
 
-from evo.affinity.kept import _CHECKED, _HANDLES, _LIVE, _SETS, ensure, file_for, for_sentences, preload  # noqa: F401
+from evo.affinity.kept import (_CHECKED, _HANDLES, _LIVE, _SETS, ensure, file_for, for_sentences,  # noqa: F401
+                              preload, stored)
 from evo.affinity.reading import Vectors, vectors  # noqa: F401
 
 NAME = "affinity"                     # the prelude helper programs call

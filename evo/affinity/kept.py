@@ -106,6 +106,18 @@ def preload(aset_dir: pathlib.Path) -> bool:
     return True
 
 
+def stored(aset, count: int) -> list[np.ndarray] | None:
+    """Returns the set's first `count` sentences' affinities, float16 (K, n, n) each, as kept beside it; None
+    when none are kept (or the file is damaged): nothing is read off the model here."""
+    path = file_for(aset)
+    if not path.is_file() or _problem(path, len(aset.tokens)):
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as f:
+        return [f.get_tensor(f"s{s}") for s in range(min(count, len(aset.tokens)))]
+
+
 def for_sentences(sentences: list[list[str]], model: str, layer: int, head: int) -> list[np.ndarray]:
     """Returns head `layer`.`head` of `model`'s affinity on each sentence (float64 (n, n)): from a set this
     process was handed, or read off the model (loaded once per process) for text no set holds."""

@@ -4,6 +4,8 @@
     head      shares of every head at once (one pass over the set), word-class selectivity, family
     readable  each distinct program runs once in the sandbox on the same sentences (however
               many heads pick it); its shares sit beside the head's in the account
+    content   where the set's affinities are kept (evo.affinity), each head's share off the first
+              token on the key its affinity ranks first, and the readable program's on the same keys
     best fit  for a best pick that is not the readable one: the program with each family of its
               terms dropped runs in the sandbox; the IoU the head loses is the attribution
 """
@@ -49,7 +51,8 @@ def text_of(aset_path: pathlib.Path, sentences: int = SENTENCES):
     corpus = aset.meta.get("corpus") or {}
     source = corpus.get("source") if isinstance(corpus, dict) else corpus
     text = shares.Text.of(tokens, aset.causal, bool(ling),
-                          f"{source or aset_path}, first {count} of {len(aset)} sentences")
+                          f"{source or aset_path}, first {count} of {len(aset)} sentences",
+                          affinity.stored(aset, count))
     return text, [aset.matrices(s).astype(np.float64) for s in range(count)]
 
 
@@ -59,16 +62,18 @@ def explain(aset_path, readable: list[str], best: list[str], sources: dict[str, 
     text, mats = text_of(pathlib.Path(aset_path), sentences)
     head_shares = shares.of(text, mats)                      # (K, P)
     word = shares.classes(text, mats)
-    fams = families.all_of(head_shares, word)
+    favoured = shares.content(text, mats)                    # ((K,), (K,)) or None
+    fams = families.all_of(head_shares, word, favoured)
     run = _Outputs(text)
     program_shares = {pid: run.shares(sources[pid]) for pid in dict.fromkeys(readable)}
     out = []
     for k, (r, b) in enumerate(zip(readable, best)):
         wc = None if word is None else (word[0][k], word[1])
         mine = program_shares[r]
+        content = None if favoured is None else (favoured[0][k], run.content(sources[r], k), favoured[1][k])
         lost = _attribution(run, [m[k] for m in mats], sources[b]) if b != r else {}
-        out.append(Explained(fams[k], accounts.records(head_shares[k], mine, text.source),
-                             accounts.words(head_shares[k], mine, wc), lost,
+        out.append(Explained(fams[k], accounts.records(head_shares[k], mine, text.source, content),
+                             accounts.words(head_shares[k], mine, wc, content), lost,
                              attribution.words(lost) if lost else ""))
     return out
 
@@ -89,6 +94,12 @@ class _Outputs:
         """Returns the program's shares (P,) on the text, or None when it fails there."""
         outs = self.of(source)
         return None if outs is None else shares.of(self.text, outs)[0]
+
+    def content(self, source: str, head: int) -> float | None:
+        """Returns the program's share off the first token on the keys head `head`'s affinity favours."""
+        outs = self.of(source)
+        found = None if outs is None else shares.content(self.text, outs, [head])
+        return None if found is None else float(found[0][0])
 
 
 def _attribution(run: _Outputs, head: list[np.ndarray], source: str) -> dict[str, float]:

@@ -21,7 +21,8 @@ def colour(iou: float) -> str:
 
 FAMILY_COLOURS = {"sink": "#4c4c4c", "previous-token": "#e4572e", "self": "#17bebb", "local": "#ffc914",
                   "duplicate-token": "#76b041", "induction": "#2e86ab", "delimiter": "#a23b72",
-                  "syntactic": "#6a4c93", "part-of-speech": "#f18f01", "mixed": "#b8b8b8", "unmeasured": "#e0e0e0"}
+                  "syntactic": "#6a4c93", "part-of-speech": "#f18f01", "content": "#8c564b", "mixed": "#b8b8b8",
+                  "unmeasured": "#e0e0e0"}
 
 
 def family_colour(name: str) -> str:
