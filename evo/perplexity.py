@@ -23,7 +23,7 @@ import math
 import numpy as np
 import torch
 
-from evo import divergence, fitness, forward, program, substitute
+from evo import affinity, divergence, fitness, forward, program, substitute
 from evo.errors import UserError
 
 PERPLEXITY, COSINE = "perplexity", "cosine"
@@ -70,6 +70,7 @@ class Meter:
         self.loaded = loaded
         self.settings = settings
         self.limits = limits
+        affinity.adopt(loaded)   # programs with the content term read this text off this model, not a second copy
         self.metric = PERPLEXITY if loaded.causal else COSINE
         self.ids = ids if ids is not None else encode(loaded.tokenizer, list(sentences), settings.max_tokens)
         self.scored = scored

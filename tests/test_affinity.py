@@ -196,3 +196,21 @@ def test_text_that_is_no_one_token_is_read_as_its_pieces(gemma_set):
     assert found.shape == (4, 4) and np.isfinite(found).all()
     pieces = affinity.kept._live(model).ids(tokens)[-1]
     assert isinstance(pieces, tuple) and len(pieces) > 1
+
+
+def test_replacing_heads_reads_new_text_off_the_model_already_loaded_not_a_second_copy(tiny_gemma3_dir, monkeypatch):
+    from evo import perplexity
+
+    loaded = models.load(str(tiny_gemma3_dir))
+    sentences = ["The cat sat on the mat.", "A dog ran home."]
+    meter = perplexity.Meter(loaded, sentences)
+    expected = affinity.vectors(loaded, [i for ids in meter.ids for i in ids])   # read before loads are refused
+    monkeypatch.setattr(models, "load", lambda *a, **k: pytest.fail("the model was loaded a second time"))
+    got = affinity.for_sentences(meter.tokens, loaded.name, 1, 2)
+    for m, ids in zip(got, meter.ids):
+        rows = [[i for ids_ in meter.ids for i in ids_].index(t) for t in ids]
+        np.testing.assert_allclose(m, expected.matrix(rows, 1, 2), rtol=1e-5, atol=1e-5)
+    affinity._LIVE.clear()
+    monkeypatch.undo()
+    half = models.load(str(tiny_gemma3_dir), dtype="bfloat16")
+    assert not affinity.adopt(half)       # a model loaded in another precision would not give the kept values

@@ -23,8 +23,8 @@ from __future__ import annotations
 import ast
 import re
 
-from evo.affinity.kept import (_CHECKED, _HANDLES, _LIVE, _SETS, ensure, file_for, for_sentences,  # noqa: F401
-                              preload, stored)
+from evo.affinity.kept import (_CHECKED, _HANDLES, _LIVE, _SETS, adopt, ensure, file_for,  # noqa: F401
+                              for_sentences, preload, stored)
 from evo.affinity.reading import Vectors, vectors  # noqa: F401
 
 NAME = "affinity"                     # the prelude helper programs call

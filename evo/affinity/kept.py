@@ -138,6 +138,17 @@ def for_sentences(sentences: list[list[str]], model: str, layer: int, head: int)
     return out
 
 
+def adopt(loaded) -> bool:
+    """Lets this process read text no set holds off a model it has already loaded (`evo replace`'s), rather
+    than load a second copy; only a float32 one, as the kept values are read. Returns whether it was taken."""
+    import torch
+
+    if loaded.name in _LIVE or next(loaded.model.parameters()).dtype != torch.float32:
+        return False
+    _LIVE[loaded.name] = reading.Live(loaded.name, loaded)
+    return True
+
+
 def _live(model: str) -> reading.Live:
     """Returns the model `model` loaded for reading tokens alone (once per process)."""
     if model not in _LIVE:

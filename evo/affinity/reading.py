@@ -74,10 +74,10 @@ def start_ids(tokenizer) -> list[int]:
 class Live:
     """A model loaded to read tokens alone (text no attention set holds), with the tokens read so far."""
 
-    def __init__(self, model: str):
+    def __init__(self, model: str, loaded=None):
         from evo import models
 
-        self.loaded = models.load(model)
+        self.loaded = loaded if loaded is not None else models.load(model)
         self.rows: dict = {}   # token id (or a text's piece ids) -> its row in `found`
         self.found: Vectors | None = None
         self._by_text: dict[str, int] | None = None
