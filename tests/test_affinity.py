@@ -166,11 +166,13 @@ def test_a_damaged_affinity_file_is_read_again_with_a_warning_and_never_handed_o
     good, before = path.read_bytes(), load_file(str(path))
     path.write_bytes(good[: len(good) // 2] if damage == "truncate" else b"not a safetensors file at all")
     assert affinity.preload(gemma_set.path) is False   # damaged: nothing handed out from it
+    assert affinity.stored(gemma_set, 2) is None        # nor measured on (evo.explanation)
     with pytest.warns(UserWarning, match="damaged"):
         assert affinity.ensure(gemma_set) == path
     after = load_file(str(path))   # the same values (the header's metadata order may differ)
     assert sorted(after) == sorted(before) and all(np.array_equal(after[k], before[k]) for k in before)
     assert affinity.preload(gemma_set.path)
+    assert np.array_equal(affinity.stored(gemma_set, 2)[1], before["s1"])
 
 
 def test_a_set_folder_that_cannot_be_written_is_one_line_and_the_run_goes_without(gemma_set, monkeypatch):

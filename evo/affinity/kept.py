@@ -112,10 +112,13 @@ def stored(aset, count: int) -> list[np.ndarray] | None:
     path = file_for(aset)
     if not path.is_file() or _problem(path, len(aset.tokens)):
         return None
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="numpy") as f:
-        return [f.get_tensor(f"s{s}") for s in range(min(count, len(aset.tokens)))]
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return [f.get_tensor(f"s{s}") for s in range(min(count, len(aset.tokens)))]
+    except (OSError, SafetensorError):   # damaged since it was checked: measured without
+        return None
 
 
 def for_sentences(sentences: list[list[str]], model: str, layer: int, head: int) -> list[np.ndarray]:
