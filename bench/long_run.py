@@ -17,6 +17,8 @@ stopped earlier. At each stop it is exported (RUN/long/N/) and measured:
                     its size, the terms added since the last stop, and how many programs use its terms
     novelty         programs rejected before scoring as repeats of earlier ones (evo.search.novelty),
                     the seconds they took to run beside the run's evaluation seconds
+    edits           per leg (since the last stop), from the run log: each edit's programs, how many raised
+                    some head's best IoU on the search split, and the mean best-fit IoU they added
     cost            seconds per program of this leg, peak resident memory of the run's processes
 
 A stop already measured (RUN/long/N/figures.json) is read back, so the benchmark is rerun
@@ -40,7 +42,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from evo import capture, evaluate, files, linguistic, prelude, run  # noqa: E402
-from evo.search import checkpoint, export  # noqa: E402
+from evo.search import checkpoint, export, runlog  # noqa: E402
 
 INVENTED = ("key_weight", "key_after")
 WITHIN = 200  # AST nodes of the short best front program the issue names
@@ -63,6 +65,12 @@ def main(argv=None) -> int:
         rows.append(stage(run_dir, stop, args, rows[-1] if rows else None))
         print(line(rows[-1]), flush=True)
     print(table(rows))
+    log = runlog.read(run_dir / run.LOG)
+    for before, row in zip([0, *stops], rows):
+        row["edits"] = edits(log, before, row["programs"])
+        print(f"programs {before}-{row['programs']}, by edit: " + "; ".join(
+            f"{name} {e['programs']} ({e['improved']} raised a head, +{e['gain']:.4f})"
+            for name, e in list(row["edits"].items())[:6]))
     if args.json:
         files.write_text(pathlib.Path(args.json), json.dumps({"run": str(run_dir), "rows": rows}, indent=1) + "\n")
     return 0
@@ -117,6 +125,27 @@ def measure(front: pathlib.Path, corpus: str | None, workers: int) -> dict:
     out["within_200_median_length"] = float(np.median([lengths[pid] for pid in picks["within_200"]]))
     out["best_median_length"] = float(np.median([h["best"]["length"] for h in doc["heads"]]))
     return out
+
+
+def edits(log: list[dict], start: int, stop: int) -> dict:
+    """Returns, for the programs start..stop of a run log, per edit (operator) the programs it made, how many
+    raised some head's best IoU on the search split past the best of all programs before, and the mean best-fit
+    IoU over the heads they added; most programs first."""
+    best, out = None, {}
+    for n, entry in enumerate(log[:stop]):
+        iou = entry.get("iou")
+        gain = 0.0 if iou is None or best is None else np.maximum(iou.astype(np.float64) - best, 0.0)
+        if n >= start:
+            e = out.setdefault(str(entry.get("operator", "?")).removeprefix("symbolic."),
+                               {"programs": 0, "improved": 0, "gain": 0.0})
+            e["programs"] += 1
+            if best is not None and iou is not None:
+                e["improved"] += int((gain > 1e-6).any())
+                e["gain"] += float(gain.mean())
+        if iou is not None:
+            best = iou.astype(np.float64) if best is None else np.maximum(best, iou)
+    ranked = sorted(out.items(), key=lambda kv: -kv[1]["programs"])
+    return {name: {**e, "gain": round(e["gain"], 4)} for name, e in ranked}
 
 
 def _within(front: list[dict]) -> str:
