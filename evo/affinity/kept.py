@@ -31,12 +31,9 @@ def ensure(aset) -> pathlib.Path:
     """Returns the attention set's affinity file, reading every token of the set alone (one model load) if
     missing; raises UserError when the set's model cannot be loaded."""
     path = file_for(aset)
-    if path.is_file() and _CHECKED.get(path) == _mark(path):
-        return path   # found whole in this process, unchanged since (evaluation asks once a generation)
     if path.is_file():
         problem = _problem(path, len(aset.tokens))
         if problem is None:
-            _CHECKED[path] = _mark(path)
             return path
         warnings.warn(f"the affinities beside {aset.path} are damaged ({problem}); reading them again",
                       stacklevel=2)
@@ -81,7 +78,18 @@ def _mark(path: pathlib.Path) -> tuple:
 
 
 def _problem(path: pathlib.Path, sentences: int) -> str | None:
-    """Returns what is wrong with an affinity file (unreadable, a sentence missing), or None."""
+    """Returns what is wrong with an affinity file (unreadable, a sentence missing), or None; a file found whole
+    in this process and unchanged since is not opened again (evaluation asks once a generation)."""
+    if _CHECKED.get(path) == _mark(path):
+        return None
+    problem = _read_problem(path, sentences)
+    if problem is None:
+        _CHECKED[path] = _mark(path)
+    return problem
+
+
+def _read_problem(path: pathlib.Path, sentences: int) -> str | None:
+    """Returns what is wrong with an affinity file, opening its header."""
     from safetensors import SafetensorError, safe_open
 
     try:
