@@ -180,7 +180,8 @@ def operator_settings(config: RunConfig, run_dir: pathlib.Path) -> dict:
     ops["symbolic"] = dict(ops.get("symbolic") or {}, linguistic=bool(vocabulary.get("linguistic")),
                            invent=bool(vocabulary.get("invented")),   # runs made before invented terms: none
                            library=bool(vocabulary.get("library")),   # before term libraries: none
-                           affinity=bool(vocabulary.get("affinity")))  # before affinities: none
+                           affinity=bool(vocabulary.get("affinity")),  # before affinities: none
+                           at_distance=bool(vocabulary.get("affinity_at_distance")))  # before them: tokens alone
     return ops
 
 
@@ -201,14 +202,15 @@ def vocabulary(wanted: str = "auto", aset=None) -> dict:
 
 
 def _affinity(aset) -> dict:
-    """Returns {"affinity": True} once the set's affinities are beside it, else why the run goes without."""
+    """Returns {"affinity": True} once the set's affinities are beside it (with "affinity_at_distance": whether
+    they are kept at distance too, a rotary model's), else why the run goes without."""
     from evo import affinity
 
     try:
         affinity.ensure(aset)
     except UserError as err:
         return {"affinity": False, "affinity_off": str(err)}
-    return {"affinity": True}
+    return {"affinity": True, "affinity_at_distance": affinity.file_for(aset, True).is_file()}
 
 
 def check_vocabulary(run_dir: pathlib.Path, config: RunConfig) -> None:

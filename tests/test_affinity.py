@@ -47,6 +47,64 @@ def test_a_layer_zero_affinity_is_one_tokens_query_against_the_others_key_as_the
         np.testing.assert_allclose(found.matrix([0, 1, 2, 3], 0, head), expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("family", ["llama", "gemma3"])
+def test_a_first_layers_attention_is_the_softmax_of_its_affinity_at_distance(family, tiny_model_dirs, tiny_corpus,
+                                                                           tmp_path):
+    loaded = models.load(str(tiny_model_dirs[family]))
+    aset = capture.capture(loaded, tiny_corpus, tmp_path / "set")
+    config = loaded.model.config
+    window = config.sliding_window if "sliding" in (getattr(config, "layer_types", None) or [""])[0] else None
+    plain_gaps = []
+    for s, tokens in enumerate(aset.tokens[:4]):
+        n, heads = len(tokens), aset.matrices(s)   # (K, n, n): layer 0's heads first
+        gap = np.subtract.outer(np.arange(n), np.arange(n))
+        visible = (gap >= 0) & (gap < window) if window else gap >= 0
+        for head in range(aset.n_heads):
+            for far in (True, False):
+                scores = affinity.for_sentences([list(tokens)], str(aset.model), 0, head, at_distance=far)[0]
+                e = np.where(visible, np.exp(scores - scores.max()), 0.0)
+                softmax = e / e.sum(axis=1, keepdims=True)
+                if far:   # a first layer reads each token's own embedding: its scores, exactly
+                    np.testing.assert_allclose(softmax, heads[head], atol=2e-3)
+                else:
+                    plain_gaps.append(np.abs(softmax - heads[head]).max())
+    assert max(plain_gaps) > 0.05   # the tokens alone, without their distance, are not the head
+
+
+def test_a_model_without_a_rotary_embedding_keeps_no_affinity_at_distance_and_says_so(tiny_gpt2_dir, tiny_corpus,
+                                                                                     tmp_path):
+    aset = capture.capture(models.load(str(tiny_gpt2_dir)), tiny_corpus, tmp_path / "set")
+    affinity.ensure(aset)
+    assert affinity.file_for(aset).is_file() and not affinity.file_for(aset, True).exists()
+    assert affinity.ensure(aset) == affinity.file_for(aset)   # nothing missing: not read again
+    assert affinity.preload(aset.path) and not affinity.at_distance_kept(aset.path)
+    source = f"def attention(tokens):\n    return softmax_rows(affinity_at_distance(tokens, {str(aset.model)!r}, 0, 1))\n"
+    failed = sandbox.run(source, [list(t) for t in aset.tokens[:2]])
+    assert not failed.ok and "no rotary position embedding" in failed.error and "\n" not in failed.error
+
+
+def test_affinities_kept_before_there_were_any_at_distance_are_completed_without_a_warning(gemma_set):
+    import warnings
+
+    path = affinity.ensure(gemma_set)
+    far = affinity.file_for(gemma_set, True)
+    assert far.is_file() and affinity.preload(gemma_set.path) and affinity.at_distance_kept(gemma_set.path)
+    far.unlink()   # as a set kept before affinities at distance were
+    affinity._CHECKED.clear()
+    affinity._SETS.clear()
+    assert affinity.preload(gemma_set.path) and not affinity.at_distance_kept(gemma_set.path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert affinity.ensure(gemma_set) == path
+    assert far.is_file()
+    model, tokens = str(gemma_set.model), [list(t) for t in gemma_set.tokens[:2]]
+    affinity.preload(gemma_set.path)
+    kept = affinity.for_sentences(tokens, model, 1, 3, at_distance=True)
+    affinity._SETS.clear()   # the same text read off the model
+    for a, b in zip(kept, affinity.for_sentences(tokens, model, 1, 3, at_distance=True)):
+        np.testing.assert_allclose(a, b, rtol=1e-2, atol=1e-2)   # float16 on disk
+
+
 @pytest.mark.parametrize("family", ["gemma3", "llama"])
 def test_a_sets_stored_affinities_are_those_read_off_the_model_for_the_same_text(family, tiny_model_dirs,
                                                                                  tiny_corpus, tmp_path):
@@ -85,7 +143,8 @@ def test_a_program_reads_the_affinity_handed_over_and_a_bad_call_is_a_one_line_f
 
 
 def test_a_new_run_has_affinities_where_its_model_loads_and_says_why_not_elsewhere(gemma_set, tiny_attention_set):
-    assert run.vocabulary("base", gemma_set)["affinity"] is True
+    found = run.vocabulary("base", gemma_set)
+    assert found["affinity"] is True and found["affinity_at_distance"] is True   # a rotary model
     assert affinity.file_for(gemma_set).is_file()
     off = run.vocabulary("base", tiny_attention_set)
     assert off["affinity"] is False and "token ids" in off["affinity_off"]
@@ -97,33 +156,39 @@ def _only(edit: str, **settings) -> symbolic.Settings:
                              crossover_weights={k: 0.0 for k in symbolic.CROSSOVER_WEIGHTS}, **settings)
 
 
-@pytest.fixture
-def content_set(gemma_set, tmp_path):
-    """Returns a set of the tiny Gemma's text whose head 0.2 attends by its affinity alone (the others as the
-    model does): the head a fit can only explain with the term."""
+@pytest.fixture(params=["gemma3", "gpt2"])
+def content_set(request, tiny_model_dirs, tiny_corpus, tmp_path):
+    """Returns a set of a tiny model's text whose head 0.2 attends by its affinity alone (the others as the
+    model does): at distance for the rotary Gemma, the tokens alone for GPT-2 (which has no rotary embedding).
+    The head a fit can only explain with the term."""
     from evo import attention_set
 
-    affinity.ensure(gemma_set)
-    affinity.preload(gemma_set.path)
+    aset = capture.capture(models.load(str(tiny_model_dirs[request.param])), tiny_corpus, tmp_path / "set")
+    affinity.ensure(aset)
+    affinity.preload(aset.path)
+    far = request.param == "gemma3"
     matrices = []
-    for s, tokens in enumerate(gemma_set.tokens):
-        heads = gemma_set.matrices(s)
-        values = affinity.for_sentences([list(tokens)], str(gemma_set.model), 0, 2)[0] * 4.0
+    for s, tokens in enumerate(aset.tokens):
+        heads = aset.matrices(s)
+        values = affinity.for_sentences([list(tokens)], str(aset.model), 0, 2, at_distance=far)[0] * 4.0
         e = np.exp(np.where(np.tril(np.ones_like(values)) > 0, values - values.max(), -np.inf))
         heads[2] = e / e.sum(axis=1, keepdims=True)
         matrices.append(heads)
-    return attention_set.write(tmp_path / "content", dict(gemma_set.meta), matrices)
+    return attention_set.write(tmp_path / "content", dict(aset.meta), matrices), far
 
 
 @pytest.mark.parametrize("edit", ["fit_sparse", "fit_wide"])
 def test_the_fits_weigh_the_heads_own_affinity_only_where_the_run_has_it(content_set, edit):
+    content_set, far = content_set
     affinity.ensure(content_set)
     source = "def attention(tokens):\n    return previous_token(tokens)\n"
     request = base.Request("mutate", (base.Parent("p", source, np.zeros(12), 5),), (2,), 1)
     without = symbolic.SymbolicOperator(_only(edit), aset_path=content_set.path).vary([request])[0]
-    within = symbolic.SymbolicOperator(_only(edit, affinity=True), aset_path=content_set.path).vary([request])[0]
+    within = symbolic.SymbolicOperator(_only(edit, affinity=True, at_distance=True),
+                                       aset_path=content_set.path).vary([request])[0]
     assert "affinity" not in without.source
-    assert f"affinity(tokens, {str(content_set.model)!r}, 0, 2)" in within.source
+    helper = "affinity_at_distance" if far else "affinity"   # at distance where the model is rotary
+    assert f"{helper}(tokens, {str(content_set.model)!r}, 0, 2)" in within.source
     assert within.meta["fit_iou"] > without.meta["fit_iou"] + 0.1
     assert sandbox.run(within.source, [list(t) for t in content_set.tokens]).ok
 

@@ -1,6 +1,9 @@
 """Affinities kept beside an attention set, and handed to whoever asks for a sentence's.
 
-    affinity-<stamp>.safetensors   one float16 (K, n, n) tensor per sentence, key s<i>, as the attention file
+    affinity-<stamp>.safetensors               one float16 (K, n, n) tensor per sentence, key s<i>, as the
+                                               attention file: the tokens read alone
+    affinity-at-distance-<stamp>.safetensors   the same, each pair at its distance apart (a rotary model's;
+                                               the first file's metadata says whether there is one)
 """
 
 from __future__ import annotations
@@ -12,63 +15,94 @@ import warnings
 
 import numpy as np
 
-from evo.affinity import reading
+from evo.affinity import reading, rotary
 from evo.errors import UserError
 
 PREFIX = "affinity-"                  # affinity-<stamp of the attention file>.safetensors
-_SETS: dict[tuple[str, tuple[str, ...]], tuple[pathlib.Path, str, int]] = {}   # (model, tokens) -> file, key, heads
+AT_DISTANCE = "at-distance-"          # affinity-at-distance-<stamp>.safetensors
+_SETS: dict[tuple, tuple[pathlib.Path, str, int]] = {}   # (model, tokens, at distance) -> file, key, heads
 _HANDLES: dict[pathlib.Path, object] = {}
-_CHECKED: dict[pathlib.Path, tuple] = {}   # file -> its size and time when this process found it whole
+_CHECKED: dict[pathlib.Path, tuple] = {}   # file -> its size and time when this process found it whole, metadata
 _LIVE: dict[str, "reading.Live"] = {}   # model -> the loaded model and the tokens read so far (text no set holds)
+_MISSING, _NOT_AT_DISTANCE = "missing", "no affinities at distance kept yet"
 
 
-def file_for(aset) -> pathlib.Path:
+def file_for(aset, at_distance: bool = False) -> pathlib.Path:
     """Returns where an attention set's affinities live (named for the attention file they were read beside)."""
-    return aset.path / f"{PREFIX}{aset.stamp()}.safetensors"
+    return aset.path / f"{PREFIX}{AT_DISTANCE if at_distance else ''}{aset.stamp()}.safetensors"
 
 
 def ensure(aset) -> pathlib.Path:
-    """Returns the attention set's affinity file, reading every token of the set alone (one model load) if
-    missing; raises UserError when the set's model cannot be loaded."""
+    """Returns the attention set's affinity file, reading every token of the set alone (one model load) if it,
+    or the file at distance its model has, is missing; raises UserError when the set's model cannot be loaded."""
     path = file_for(aset)
-    if path.is_file():
-        problem = _problem(path, len(aset.tokens))
-        if problem is None:
-            return path
+    problem = kept_problem(aset)
+    if problem is None:
+        return path
+    if problem not in (_MISSING, _NOT_AT_DISTANCE):
         warnings.warn(f"the affinities beside {aset.path} are damaged ({problem}); reading them again",
                       stacklevel=2)
-    from safetensors.numpy import save_file
-
-    from evo import models
-
     ids = aset.meta.get("token_ids")
     if not ids:
         raise UserError(f"the attention set at {aset.path} records no token ids; capture it again: "
                         f"{aset.rebuild_command()}")
+    from evo import models
+
     loaded = models.load(aset.model)
     vocab = sorted({int(i) for sentence in ids for i in sentence})
     index = {t: r for r, t in enumerate(vocab)}
     found = reading.vectors(loaded, vocab)
+    turns = rotary.read(loaded, max(len(sentence) for sentence in ids))
     n_layers, n_heads = found.q.shape[1], found.q.shape[2]
-    tensors = {}
-    for s, sentence in enumerate(ids):
-        rows = [index[int(t)] for t in sentence]
-        tensors[f"s{s}"] = np.stack([found.matrix(rows, layer, head) for layer in range(n_layers)
-                                     for head in range(n_heads)]).astype(np.float16)   # (K, n, n)
+    meta = {"model": str(aset.model), "n_heads": str(n_heads), "at_distance": "1" if turns else "0"}
+
+    def tensors(with_turns):
+        return {f"s{s}": np.stack([found.matrix([index[int(t)] for t in sentence], layer, head, with_turns)
+                                   for layer in range(n_layers) for head in range(n_heads)]).astype(np.float16)
+                for s, sentence in enumerate(ids)}   # (K, n, n) each
+
+    if turns is not None:
+        _write(file_for(aset, True), tensors(turns), meta, aset)
+    _write(path, tensors(None), meta, aset)   # last: a whole first file says the other is whole too
+    return path
+
+
+def _write(path: pathlib.Path, tensors: dict, meta: dict, aset) -> None:
+    """Writes one affinity file atomically; a full disk or a folder you may not write is one line."""
+    from safetensors.numpy import save_file
+
     try:
         fd, tmp = tempfile.mkstemp(dir=aset.path, prefix=".affinity-", suffix=".tmp")
         os.close(fd)
         try:
-            save_file(tensors, tmp, metadata={"model": str(aset.model), "n_heads": str(n_heads)})
+            save_file(tensors, tmp, metadata=meta)
             os.replace(tmp, path)
-            _CHECKED[path] = _mark(path)
+            _CHECKED[path] = (_mark(path), meta)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-    except OSError as err:   # a full disk, a folder you may not write: said in one line, nothing half-written
+    except OSError as err:   # nothing half-written
         raise UserError(f"cannot keep the affinities beside the attention set at {aset.path}: "
                         f"{err.strerror or err}") from None
-    return path
+
+
+def kept_problem(aset) -> str | None:
+    """Returns what is missing or wrong among the set's affinity files, or None when all it should have are whole."""
+    path = file_for(aset)
+    if not path.is_file():
+        return _MISSING
+    problem = _problem(path, len(aset.tokens))
+    if problem is None and has_distance(path):
+        far = file_for(aset, True)
+        problem = _problem(far, len(aset.tokens)) if far.is_file() else _NOT_AT_DISTANCE
+    return problem
+
+
+def has_distance(path: pathlib.Path) -> bool:
+    """Returns whether a whole affinity file says its set has affinities at distance too (a file kept before
+    they were: as if it did, so they are read)."""
+    checked = _CHECKED.get(path)
+    return checked is None or checked[1].get("at_distance", "1") == "1"
 
 
 def _mark(path: pathlib.Path) -> tuple:
@@ -80,38 +114,51 @@ def _mark(path: pathlib.Path) -> tuple:
 def _problem(path: pathlib.Path, sentences: int) -> str | None:
     """Returns what is wrong with an affinity file (unreadable, a sentence missing), or None; a file found whole
     in this process and unchanged since is not opened again (evaluation asks once a generation)."""
-    if _CHECKED.get(path) == _mark(path):
+    if path in _CHECKED and _CHECKED[path][0] == _mark(path):
         return None
-    problem = _read_problem(path, sentences)
+    problem, meta = _read_problem(path, sentences)
     if problem is None:
-        _CHECKED[path] = _mark(path)
+        _CHECKED[path] = (_mark(path), meta)
     return problem
 
 
-def _read_problem(path: pathlib.Path, sentences: int) -> str | None:
-    """Returns what is wrong with an affinity file, opening its header."""
+def _read_problem(path: pathlib.Path, sentences: int) -> tuple[str | None, dict]:
+    """Returns what is wrong with an affinity file, opening its header, and its metadata."""
     from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="numpy") as f:
-            keys = set(f.keys())
+            keys, meta = set(f.keys()), dict(f.metadata() or {})
     except (OSError, SafetensorError) as err:
-        return str(err).splitlines()[0] if str(err) else type(err).__name__
+        return (str(err).splitlines()[0] if str(err) else type(err).__name__), {}
     missing = [s for s in range(sentences) if f"s{s}" not in keys]
-    return f"sentence {missing[0]} missing" if missing else None
+    return (f"sentence {missing[0]} missing" if missing else None), meta
 
 
 def preload(aset_dir: pathlib.Path) -> bool:
-    """Hands this process the affinities stored beside an attention set, if any; returns whether it had them."""
+    """Hands this process the affinities stored beside an attention set, if any (at distance too, where kept);
+    returns whether it had them."""
     from evo import attention_set
 
     aset = attention_set.AttentionSet.load(pathlib.Path(aset_dir))
     path = file_for(aset)
     if not path.is_file() or _problem(path, len(aset.tokens)):
         return False   # nothing kept beside the set (or damaged): what programs ask is read off the model
-    for s, tokens in enumerate(aset.tokens):
-        _SETS[(str(aset.model), tuple(tokens))] = (path, f"s{s}", int(aset.meta["n_heads"]))
+    far = file_for(aset, True)
+    kinds = [(False, path)] + ([(True, far)] if has_distance(path) and far.is_file()
+                               and not _problem(far, len(aset.tokens)) else [])
+    for at_distance, file in kinds:
+        for s, tokens in enumerate(aset.tokens):
+            _SETS[(str(aset.model), tuple(tokens), at_distance)] = (file, f"s{s}", int(aset.meta["n_heads"]))
     return True
+
+
+def at_distance_kept(aset_dir: pathlib.Path) -> bool:
+    """Returns whether this process was handed affinities at distance for the set (its model is rotary)."""
+    from evo import attention_set
+
+    aset = attention_set.AttentionSet.load(pathlib.Path(aset_dir))
+    return bool(aset.tokens) and (str(aset.model), tuple(aset.tokens[0]), True) in _SETS
 
 
 def stored(aset, count: int) -> list[np.ndarray] | None:
@@ -129,14 +176,16 @@ def stored(aset, count: int) -> list[np.ndarray] | None:
         return None
 
 
-def for_sentences(sentences: list[list[str]], model: str, layer: int, head: int) -> list[np.ndarray]:
-    """Returns head `layer`.`head` of `model`'s affinity on each sentence (float64 (n, n)): from a set this
-    process was handed, or read off the model (loaded once per process) for text no set holds."""
+def for_sentences(sentences: list[list[str]], model: str, layer: int, head: int,
+                  at_distance: bool = False) -> list[np.ndarray]:
+    """Returns head `layer`.`head` of `model`'s affinity on each sentence (float64 (n, n)), at each pair's
+    distance apart if asked: from a set this process was handed, or read off the model (loaded once per
+    process) for text no set holds."""
     out = []
     for tokens in sentences:
-        held = _SETS.get((model, tuple(tokens)))
+        held = _SETS.get((model, tuple(tokens), bool(at_distance)))
         if held is None:
-            out.append(_live(model).matrix(list(tokens), layer, head))
+            out.append(_live(model).matrix(list(tokens), layer, head, bool(at_distance)))
             continue
         path, key, n_heads = held
         if path not in _HANDLES:

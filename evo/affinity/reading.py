@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 
+from evo.affinity import rotary
 from evo.errors import UserError
 
 
@@ -18,11 +19,13 @@ class Vectors:
     scaling: np.ndarray    # (L,)
     softcap: list          # per layer: the soft cap of its scores, or None
 
-    def matrix(self, rows: list[int], layer: int, head: int) -> np.ndarray:
-        """Returns head `layer`.`head`'s affinity between the tokens at `rows` of these vectors: (n, n)."""
+    def matrix(self, rows: list[int], layer: int, head: int, turns: "rotary.Turns | None" = None) -> np.ndarray:
+        """Returns head `layer`.`head`'s affinity between the tokens at `rows` of these vectors: (n, n); with
+        `turns`, each pair at its distance apart in the sentence (rows in sentence order)."""
         groups = self.q.shape[2] // self.k.shape[2]
         q, k = self.q[rows, layer, head], self.k[rows, layer, head // groups]   # (n, d) each
-        scores = (q @ k.T) * float(self.scaling[layer])
+        products = turns.at_distance(q, k, layer) if turns is not None else q @ k.T
+        scores = products * float(self.scaling[layer])
         cap = self.softcap[layer]
         return np.tanh(scores / cap) * cap if cap else scores
 
@@ -80,10 +83,13 @@ class Live:
         self.loaded = loaded if loaded is not None else models.load(model)
         self.rows: dict = {}   # token id (or a text's piece ids) -> its row in `found`
         self.found: Vectors | None = None
+        self.turns: rotary.Turns | None | bool = None   # False: the model has none
         self._by_text: dict[str, int] | None = None
 
-    def matrix(self, tokens: list[str], layer: int, head: int) -> np.ndarray:
-        """Returns the head's affinity on one sentence's tokens, reading tokens not seen before alone."""
+    def matrix(self, tokens: list[str], layer: int, head: int, at_distance: bool = False) -> np.ndarray:
+        """Returns the head's affinity on one sentence's tokens, reading tokens not seen before alone; with
+        `at_distance`, each pair at its distance apart (UserError for a model with no rotary embedding)."""
+        turns = self._turns(len(tokens)) if at_distance else None
         ids = self.ids(tokens)
         new = list(dict.fromkeys(i for i in ids if i not in self.rows))
         if new:
@@ -93,7 +99,16 @@ class Live:
                 np.concatenate([self.found.q, more.q]), np.concatenate([self.found.k, more.k]),
                 self.found.scaling, self.found.softcap)
         check(layer, head, self.found.q.shape[1], self.found.q.shape[2])
-        return self.found.matrix([self.rows[t] for t in ids], layer, head).astype(np.float64)
+        return self.found.matrix([self.rows[t] for t in ids], layer, head, turns).astype(np.float64)
+
+    def _turns(self, length: int) -> rotary.Turns:
+        """Returns the model's rotations for at least `length` positions (read again, longer, as needed)."""
+        if self.turns is None or (self.turns and self.turns.length < length):
+            self.turns = rotary.read(self.loaded, max(length, 2 * (self.turns.length if self.turns else 64))) or False
+        if not self.turns:
+            raise UserError(f"{self.loaded.name} has no rotary position embedding: affinity_at_distance "
+                            "needs one (affinity reads the tokens alone)")
+        return self.turns
 
     def ids(self, tokens: list[str]) -> list:
         """Returns the token ids of a sentence's tokens: as the tokenizer encodes their text where that

@@ -5,7 +5,7 @@ dropping a family sets the weights of its terms to zero (for a softmax of scores
 counts; for a mix, the part is gone and the rest renormalised). Terms conditioned on the query's
 word (`query_is(tokens, "NOUN") * (...)`) belong to `part of speech` as a whole; the terms a run invented
 (private functions the program defines and calls, evo.terms) are the family `invented terms`; the head's
-affinity between tokens read alone (evo.affinity) is `content`. The program with
+affinity between tokens read alone (evo.affinity), at their distance apart or not, is `content`. The program with
 a family dropped runs in the sandbox like any program; its IoU against the head on the same text,
 taken from the whole program's, is what the family is worth.
 """
@@ -25,7 +25,7 @@ TERM_FAMILIES = {
     "part of speech": ("key_is", "query_is", "pos_pair", "nouns", "verbs", "previous_noun", "previous_verb",
                        "pos_matrix"),
     "which token": ("key_weight", "key_after"),
-    "content": ("affinity",),   # the head's affinity between tokens read alone (evo.affinity)
+    "content": ("affinity", "affinity_at_distance"),   # the head's affinity between tokens read alone (evo.affinity)
     "syntax": ("head_matrix", "grandparent_matrix", "sibling_matrix", "chunk_matrix", "clause_matrix", "key_dep",
                "dependent_matrix"),
     "invented terms": (),   # the program's own helpers, found in each program (`_defined`)

@@ -1,10 +1,13 @@
-"""The score term read off the model: a head's affinity between tokens read alone (evo.affinity).
+"""The score terms read off the model: a head's affinity between tokens read alone (evo.affinity).
 
     softmax_rows(0.8 * affinity(tokens, "gemma-3-270m", 0, 3) + 1.2 * steps_back(tokens, 1))
+    softmax_rows(1.0 * affinity_at_distance(tokens, "gemma-3-270m", 0, 3))
 
 What the head's query for one token makes of another token's key when the model reads each token
-on its own: the part of its scores that the tokens' identities alone decide. Trusted code hands
-the values over (`provide`); a program run on its own outside headcode reads them off the model.
+on its own: the part of its scores that the tokens' identities alone decide. In a rotary model,
+`affinity_at_distance` turns the query by the two tokens' distance apart as the model does: the part
+the identities and the distance decide (a first layer's whole score). Trusted code hands the values
+over (`provide`); a program run on its own outside headcode reads them off the model.
 """
 
 from __future__ import annotations
@@ -13,25 +16,37 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["affinity"]
+__all__ = ["affinity", "affinity_at_distance"]
 
-_KNOWN: dict[tuple, np.ndarray] = {}   # (model, layer, head, tokens) -> (n, n), in this process
-_READER = None   # (tokens, model, layer, head) -> (n, n) where nothing was handed over (the sandbox refuses)
+_KNOWN: dict[tuple, np.ndarray] = {}   # (model, layer, head, tokens, at distance) -> (n, n), in this process
+_READER = None   # (tokens, model, layer, head, at distance) -> (n, n) where nothing was handed over (the sandbox refuses)
 
 
-def provide(tokens: Sequence[str], model: str, layer: int, head: int, values: np.ndarray) -> None:
+def provide(tokens: Sequence[str], model: str, layer: int, head: int, values: np.ndarray,
+            at_distance: bool = False) -> None:
     """Hands the prelude one sentence's affinity for one head (trusted callers only)."""
-    _KNOWN[(model, int(layer), int(head), tuple(tokens))] = np.asarray(values, dtype=np.float64)
+    _KNOWN[(model, int(layer), int(head), tuple(tokens), bool(at_distance))] = np.asarray(values, dtype=np.float64)
 
 
 def affinity(tokens: Sequence[str], model: str, layer: int, head: int) -> np.ndarray:
     """Returns (n, n): head `layer`.`head` of `model` scoring key j for query i on the tokens' identities
     alone (the query of token i against the key of token j, each read by the model on its own)."""
-    found = _KNOWN.get((model, int(layer), int(head), tuple(tokens)))
+    return _read(tokens, model, layer, head, False)
+
+
+def affinity_at_distance(tokens: Sequence[str], model: str, layer: int, head: int) -> np.ndarray:
+    """Returns (n, n): head `layer`.`head` of `model` scoring key j for query i on the two tokens' identities
+    and their distance apart (each token read on its own, the query turned by i - j as the model's rotary
+    embedding turns it); only for a model with a rotary embedding."""
+    return _read(tokens, model, layer, head, True)
+
+
+def _read(tokens, model, layer, head, at_distance: bool) -> np.ndarray:
+    found = _KNOWN.get((model, int(layer), int(head), tuple(tokens), at_distance))
     if found is not None:
         return found
     if _READER is not None:
-        return _READER(list(tokens), model, int(layer), int(head))
+        return _READER(list(tokens), model, int(layer), int(head), at_distance)
     from evo import affinity as model_reading  # a program run on its own, outside headcode: ask the model
 
-    return model_reading.for_sentences([list(tokens)], model, int(layer), int(head))[0]
+    return model_reading.for_sentences([list(tokens)], model, int(layer), int(head), at_distance)[0]

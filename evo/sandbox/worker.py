@@ -220,13 +220,14 @@ def _hand_over(sentences, annotations, affinities=None) -> None:
     prelude_content._KNOWN.clear()
     for tokens, a in zip(sentences, annotations or ()):
         prelude_linguistic.provide(tokens, prelude_linguistic.Annotation.from_json(a))
-    for model, layer, head, per_sentence in affinities or ():
+    for model, layer, head, per_sentence, *far in affinities or ():
         for tokens, values in zip(sentences, per_sentence):
-            prelude_content.provide(tokens, model, layer, head, values)
+            prelude_content.provide(tokens, model, layer, head, values, bool(far and far[0]))
 
 
-def _unread(tokens, model, layer, head):
-    raise LookupError(f"no affinity of {model} {layer}.{head} was handed over for this sentence")
+def _unread(tokens, model, layer, head, at_distance=False):
+    said = "affinity at distance" if at_distance else "affinity"
+    raise LookupError(f"no {said} of {model} {layer}.{head} was handed over for this sentence")
 
 
 def _unannotated(tokens):

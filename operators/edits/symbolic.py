@@ -60,6 +60,8 @@ class Settings:
     linguistic: bool = False      # fit_scored may use the linguistic score terms (the run's vocabulary has them)
     affinity: bool = False        # the table, scored and sparse fits may weigh the head's affinity between tokens
                                   # read alone (evo.affinity); runs made before it resume without
+    at_distance: bool = False     # ... at each pair's distance apart, where the model is rotary (evo.affinity.rotary);
+                                  # runs made before it resume with the tokens alone
     mutate_weights: dict = dataclasses.field(default_factory=lambda: dict(MUTATE_WEIGHTS))
     crossover_weights: dict = dataclasses.field(default_factory=lambda: dict(CROSSOVER_WEIGHTS))
 

@@ -50,18 +50,23 @@ class ScoredEdits:
 
     def _table(self, request: base.Request) -> tuple[scored.Problem, np.ndarray, scored.Fit, list]:
         """Returns the head's wide fit (scored parents' terms its start) with its problem, target rows and start."""
+        problem, target = self._head_problem(request.targets())
+        allowed = self._free(problem, len(self._base_wide().keys))   # invented and library terms: one each
+        start = self._parent_terms(request, problem)
+        return problem, target, scored.fit_wide(problem, target, self.settings.wide_terms, start=start,
+                                                allowed=allowed), start
+
+    def _head_problem(self, heads: tuple[int, ...]) -> tuple[scored.Problem, np.ndarray]:
+        """Returns the terms a head's table weighs on the wide sample (the vocabulary, the library, the head's
+        invented key terms and its own affinities) and the head's target rows there."""
         problem = self._wide_problem()
-        target = self._target(request.targets(), self._wide_sample)
+        target = self._target(heads, self._wide_sample)
         if self.settings.invent:   # one term per head, for every query alike (per class, a table in each)
             sample = self._wide_sample
             invented = invent.terms(sample.tokens, sample.lengths, target, self.causal)
             if invented:
                 problem = problem.extended(sample, invented)
-        problem = self._own_terms(problem, self._wide_sample, request.targets())
-        allowed = self._free(problem, len(self._base_wide().keys))   # invented and library terms: one each
-        start = self._parent_terms(request, problem)
-        return problem, target, scored.fit_wide(problem, target, self.settings.wide_terms, start=start,
-                                                allowed=allowed), start
+        return self._own_terms(problem, self._wide_sample, heads), target
 
     def _fit_sparse(self, request: base.Request, rng: np.random.Generator) -> tuple[str, dict]:
         """Fits the best scored program of at most `sparse_terms` terms within `sparse_nodes` AST nodes
@@ -113,7 +118,10 @@ class ScoredEdits:
 
     def _own_terms(self, problem: scored.Problem, sample, heads: tuple[int, ...]) -> scored.Problem:
         """Returns the problem with the head's affinity between tokens read alone (evo.affinity) as one more
-        term, where the run has affinities and the request aims at one head (the term names its head)."""
+        term, where the run has affinities and the request aims at one head (the term names its head): at
+        each pair's distance apart where the model is rotary (gemma-3-270m, all 72 heads, the wide fit on
+        the search split scored on validation: 0.7793 mean IoU against 0.7661 with the tokens alone, 45
+        heads up by 0.001 or more; both terms at once 0.7782), else the tokens alone."""
         if not self.settings.affinity or len(heads) != 1:
             return problem
         if getattr(self, "_affinity_of", None) is None:
@@ -121,9 +129,12 @@ class ScoredEdits:
 
             aset = attention_set.AttentionSet.load(self.fitter.aset_path)
             affinity.preload(self.fitter.aset_path)
-            self._affinity_of = (str(aset.model), int(aset.meta["n_heads"]))
-        model, n_heads = self._affinity_of
-        return problem.extended(sample, [score_terms.affinity(model, *divmod(int(heads[0]), n_heads))])
+            self._affinity_of = (str(aset.model), int(aset.meta["n_heads"]),
+                                 self.settings.at_distance and affinity.at_distance_kept(self.fitter.aset_path))
+        model, n_heads, far = self._affinity_of
+        head = divmod(int(heads[0]), n_heads)
+        own = score_terms.affinity_at_distance(model, *head) if far else score_terms.affinity(model, *head)
+        return problem.extended(sample, [own])
 
     def _wide_problem(self) -> scored.Problem:
         """Returns the score terms on the wide fits' larger sample (`wide_sentences`), the library among them."""

@@ -1,6 +1,7 @@
 """The offline operator's term invention, and the run's library inside every scored fit.
 
-    invent_term   for the head: its wide fit on half the sample's sentences (the even ones)
+    invent_term   for the head: its wide fit on half the sample's sentences (the even ones), weighing all its
+                  table does (the vocabulary, the library, its invented key terms, its own affinities)
                   candidates  <- the grammar (operators.fitting.grammar), each run in the sandbox
                   the four that raise that fit most, added alone at their best weight, are refitted with it,
                   best first, each on top of those kept before it
@@ -90,9 +91,8 @@ class TermEdits:
         """Returns the child that uses the proposed terms (up to KEPT) that each add MIN_GAIN IoU on held-out rows
         to the fit with those kept before them."""
         heads = request.targets()
-        problem = self._wide_problem()
+        problem, target = self._head_problem(heads)   # measured against the head's own table, all it weighs
         sample, fixed = self._wide_sample, len(self._base_wide().keys)
-        target = self._target(heads, sample)
         sentence = np.repeat(np.arange(len(sample.lengths)), sample.lengths)       # (R,) each row's sentence
         finding, held = sentence % 2 == 0, sentence % 2 == 1
         flat = problem.flat(target)

@@ -62,8 +62,9 @@ SCORES_DOC = "- Score terms to weight and add inside `softmax_rows`: `steps_back
     "`sink_later(tokens)` (n, n); `key_weight(tokens, {\" the\": 1.2, \",\": -0.8})` scores each key by its " \
     "own token, `key_after(tokens, {...})` by the token before it; `query_is(tokens, \"NOUN\") * (1.4 * key_is(tokens, \"DET\") + ...)` scores " \
     "what one kind of query word looks at; `query_weight(tokens, {\",\": 1.5}) * sink(tokens)` which queries lean on a pattern; " \
-    "`affinity(tokens, \"gemma-3-270m\", 0, 3)` the head's own score on the tokens' identities alone (the model, layer and " \
-    "head written as constants)"
+    "`affinity(tokens, \"gemma-3-270m\", 0, 3)` the head's own score on the tokens' identities alone, " \
+    "`affinity_at_distance(tokens, \"gemma-3-270m\", 0, 3)` the same at each pair's distance apart (a rotary model's; " \
+    "the model, layer and head written as constants)"
 
 
 def prelude_doc() -> str:

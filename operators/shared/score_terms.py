@@ -58,6 +58,12 @@ def affinity(model: str, layer: int, head: int) -> Feature:
     return _call("affinity", "on the keys this head favours for the tokens' identities alone", model, layer, head)
 
 
+def affinity_at_distance(model: str, layer: int, head: int) -> Feature:
+    """Returns the head's own affinity at each pair's distance apart (evo.affinity, a rotary model's)."""
+    return _call("affinity_at_distance", "on the keys this head favours for the two tokens and their distance apart",
+                 model, layer, head)
+
+
 def conditioned(query: str, key: Feature) -> Feature:
     """Returns the key term restricted to queries whose word is a `query` part of speech."""
     return Feature(f'query_is(tokens, "{query}") * {key.expr}', f"from {article(query)}: {key.meaning}", True,
