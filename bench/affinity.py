@@ -1,14 +1,16 @@
 """What a head's affinity between tokens read alone (evo.affinity) adds: its table and its short program,
-fitted with and without the term, scored on text no fit saw.
+fitted without the term, with it, and with it at each pair's distance apart, scored on text no fit saw.
 
     python bench/affinity.py [--model gemma-3-270m] [--every 1] [--json FILE]
 
 For every `every`-th head, the search's own edits make two children from one parent (the
-previous-token seed), once with the run's vocabulary as it was and once with the head's affinity in
-it: `fit_wide` (the head's table, as a search's first request makes it) and `fit_sparse` (the best
+previous-token seed), once with the run's vocabulary as it was, once with the head's affinity in it
+(the tokens alone) and, for a rotary model, once with its affinity at distance instead (what a new run
+weighs): `fit_wide` (the head's table, as a search's first request makes it) and `fit_sparse` (the best
 program of at most four terms within 60 AST nodes: the readable end of a front). Each child runs in
 the sandbox on the validation split and is scored against its head. Printed: each layer's mean
-held-out IoU of both, without and with the term, and how many short programs chose the term; then
+held-out IoU of both, without the term, with it and at distance, and how many short programs chose the
+term (at distance, where measured); then
 the means over every head measured. A layer whose heads gain much reads content (which token is
 which); one that gains little reads position and structure.
 """
@@ -58,11 +60,13 @@ def measure(search, val, k: int, lingo: bool) -> dict:
     request = base.Request("mutate", (base.Parent("seed", PARENT, np.zeros(search.n_layers * search.n_heads), 5),),
                            (k,), 1)
     row, start = {"head": k}, time.perf_counter()
+    far = affinity.file_for(search, True).is_file()   # a rotary model: its affinities at distance are kept
+    variants = (("without", False, False), ("with", True, False)) + ((("distance", True, True),) if far else ())
     for edit in EDITS:
-        for label, on in (("without", False), ("with", True)):
+        for label, on, at_distance in variants:
             settings = symbolic.Settings(mutate_weights={e: float(e == edit) for e in symbolic.MUTATE_WEIGHTS},
                                          crossover_weights={e: 0.0 for e in symbolic.CROSSOVER_WEIGHTS},
-                                         linguistic=lingo, affinity=on)
+                                         linguistic=lingo, affinity=on, at_distance=at_distance)
             child = symbolic.SymbolicOperator(settings, aset_path=search.path).vary([request])[0]
             scored = evaluate.evaluate([child.source], val.path)[0] if child.source else None
             row[f"{edit}_{label}"] = round(float(scored.iou[k]), 4) if scored and scored.ok else 0.0
@@ -78,9 +82,11 @@ def table(rows: list[dict], n_heads: int) -> str:
     by_layer = collections.defaultdict(list)
     for r in rows:
         by_layer[r["head"] // n_heads].append(r)
-    cols = [f"{e}_{label}" for e in EDITS for label in ("without", "with")]
-    out = ["| layer | heads | table without | table with | short without | short with | short programs using it |",
-           "|---|---|---|---|---|---|---|"]
+    labels = ("without", "with", "distance") if all("fit_wide_distance" in r for r in rows) else ("without", "with")
+    cols = [f"{e}_{label}" for e in EDITS for label in labels]
+    said = {"without": "without", "with": "with", "distance": "at distance"}
+    out = ["| layer | heads | " + " | ".join(f"{kind} {said[label]}" for kind in ("table", "short") for label in labels)
+           + " | short programs using it |", "|---" * (3 + 2 * len(labels)) + "|"]
     for layer, group in sorted(by_layer.items()) + [("all", rows)]:
         means = [f"{np.mean([r[c] for r in group]):.4f}" for c in cols]
         used = sum(r["fit_sparse_uses"] for r in group)

@@ -281,3 +281,32 @@ def test_replacing_heads_reads_new_text_off_the_model_already_loaded_not_a_secon
     monkeypatch.undo()
     half = models.load(str(tiny_gemma3_dir), dtype="bfloat16")
     assert not affinity.adopt(half)       # a model loaded in another precision would not give the kept values
+
+
+def test_a_term_invented_for_a_head_is_weighed_beside_the_heads_own_affinity(tiny_gemma3_dir, tiny_corpus,
+                                                                           tmp_path):
+    from evo import attention_set, terms
+
+    aset = capture.capture(models.load(str(tiny_gemma3_dir)), tiny_corpus, tmp_path / "set")
+    affinity.ensure(aset)
+    affinity.preload(aset.path)
+    matrices = []
+    for s, tokens in enumerate(aset.tokens):   # head 0.2: its affinity at distance, and keys at even positions
+        heads, n = aset.matrices(s), len(tokens)
+        values = 4.0 * affinity.for_sentences([list(tokens)], str(aset.model), 0, 2, at_distance=True)[0]
+        values = values + 3.0 * (np.arange(n) % 2 == 0)[None, :]
+        e = np.exp(np.where(np.tril(np.ones((n, n))) > 0, values - values.max(), -np.inf))
+        heads[2] = e / e.sum(axis=1, keepdims=True)
+        matrices.append(heads)
+    content = attention_set.write(tmp_path / "even", dict(aset.meta), matrices)
+    affinity.ensure(content)
+    even = terms.Term("_even_keys", 'def _even_keys(tokens):\n    """On keys at even positions."""\n'
+                      "    n = len(tokens)\n    return np.tile((np.arange(n) % 2 == 0).astype(float), (n, 1))\n",
+                      "test", 0, 0, 0.0)
+    request = base.Request("mutate", (base.Parent("p", "def attention(tokens):\n    return sink(tokens)\n",
+                                                  np.zeros(12), 5),), (2,), 1)
+    operator = symbolic.SymbolicOperator(_only("invent_term", affinity=True, at_distance=True), aset_path=content.path)
+    source, meta = operator.fit_terms(request, [even])
+    assert "_even_keys(tokens)" in source   # kept: it explains what the head's whole table misses
+    assert f"affinity_at_distance(tokens, {str(content.model)!r}, 0, 2)" in source
+    assert meta["fit_iou"] > 0.9
