@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from evo import evaluate, results
+from evo.explanation import families
 from evo.errors import UserError
 
 MAX_SHOWN = 24  # tokens drawn per heatmap; longer sentences show their first MAX_SHOWN
@@ -32,11 +33,17 @@ class Comparison:
 
 
 def compact(told) -> str:
-    """Returns a head's shares in short: "first 52 (50) · previous 30 (33) · rest 9 (17)", head % (program %)."""
+    """Returns a head's shares in short: "first 52 (50) · previous 30 (33) · rest 9 (17)", head % (program %);
+    where the head follows content, its share off the first token on the key the tokens alone favour
+    ("favoured 47 (54)")."""
     parts = []
     for row in told.shares["patterns"]:
         theirs = "" if row["program"] is None else f" ({100 * row['program']:.0f})"
         parts.append(f"{row['pattern']} {100 * row['head']:.0f}{theirs}")
+    content = told.shares.get("content")
+    if content and families.selective_content((content["head"], content["even"])):
+        theirs = "" if content["program"] is None else f" ({100 * content['program']:.0f})"
+        parts.append(f"favoured {100 * content['head']:.0f}{theirs}")
     return " · ".join(parts)
 
 

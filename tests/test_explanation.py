@@ -167,3 +167,18 @@ def test_every_family_has_its_own_colour_on_the_report():
 
     assert set(families.NAMES) <= set(page.FAMILY_COLOURS)
     assert len(set(page.FAMILY_COLOURS.values())) == len(page.FAMILY_COLOURS)
+
+
+def test_the_summary_line_names_the_favoured_key_share_only_where_the_head_follows_content():
+    import types
+
+    from evo import explain
+
+    patterns = [{"pattern": "first", "head": 0.3, "program": 0.32}, {"pattern": "rest", "head": 0.7, "program": 0.68}]
+    told = types.SimpleNamespace(shares={"patterns": patterns,
+                                         "content": {"head": 0.47, "program": 0.54, "even": 0.11}})
+    assert explain.compact(told) == "first 30 (32) · rest 70 (68) · favoured 47 (54)"
+    told.shares["content"] = {"head": 0.2, "program": 0.25, "even": 0.11}   # below the share a family needs
+    assert explain.compact(told) == "first 30 (32) · rest 70 (68)"
+    del told.shares["content"]   # an export made before content shares
+    assert explain.compact(told) == "first 30 (32) · rest 70 (68)"
