@@ -181,7 +181,8 @@ def operator_settings(config: RunConfig, run_dir: pathlib.Path) -> dict:
                            invent=bool(vocabulary.get("invented")),   # runs made before invented terms: none
                            library=bool(vocabulary.get("library")),   # before term libraries: none
                            affinity=bool(vocabulary.get("affinity")),  # before affinities: none
-                           at_distance=bool(vocabulary.get("affinity_at_distance")))  # before them: tokens alone
+                           at_distance=bool(vocabulary.get("affinity_at_distance")),  # before them: tokens alone
+                           context=bool(vocabulary.get("affinity_in_context")))  # before it: no context
     return ops
 
 
@@ -210,7 +211,8 @@ def _affinity(aset) -> dict:
         affinity.ensure(aset)
     except UserError as err:
         return {"affinity": False, "affinity_off": str(err)}
-    return {"affinity": True, "affinity_at_distance": affinity.file_for(aset, True).is_file()}
+    return {"affinity": True, "affinity_at_distance": affinity.file_for(aset, True).is_file(),
+            "affinity_in_context": affinity.file_for(aset, context=1).is_file()}
 
 
 def check_vocabulary(run_dir: pathlib.Path, config: RunConfig) -> None:

@@ -4,6 +4,8 @@
                                                attention file: the tokens read alone
     affinity-at-distance-<stamp>.safetensors   the same, each pair at its distance apart (a rotary model's;
                                                the first file's metadata says whether there is one)
+    affinity-in-context-<c>-<stamp>.safetensors   each token read beside the c before it (evo.affinity.context),
+                                               c = 1 .. the first file's "contexts"
 """
 
 from __future__ import annotations
@@ -15,21 +17,28 @@ import warnings
 
 import numpy as np
 
-from evo.affinity import reading, rotary
+from evo.affinity import context as contexts, reading, rotary
 from evo.errors import UserError
 
 PREFIX = "affinity-"                  # affinity-<stamp of the attention file>.safetensors
 AT_DISTANCE = "at-distance-"          # affinity-at-distance-<stamp>.safetensors
-_SETS: dict[tuple, tuple[pathlib.Path, str, int]] = {}   # (model, tokens, at distance) -> file, key, heads
+IN_CONTEXT = "in-context-"            # affinity-in-context-<c>-<stamp>.safetensors
+_SETS: dict[tuple, tuple[pathlib.Path, str, int]] = {}   # (model, tokens, kind) -> file, key, heads (`kind`)
 _HANDLES: dict[pathlib.Path, object] = {}
 _CHECKED: dict[pathlib.Path, tuple] = {}   # file -> its size and time when this process found it whole, metadata
 _LIVE: dict[str, "reading.Live"] = {}   # model -> the loaded model and the tokens read so far (text no set holds)
-_MISSING, _NOT_AT_DISTANCE = "missing", "no affinities at distance kept yet"
+_MISSING, _NOT_AT_DISTANCE, _NOT_IN_CONTEXT = "missing", "no affinities at distance kept yet", "no context kept yet"
 
 
-def file_for(aset, at_distance: bool = False) -> pathlib.Path:
+def kind(at_distance: bool = False, context: int = 0) -> tuple[bool, int]:
+    """Returns which affinity is meant: (at distance, tokens of context); in context, the distance is the model's."""
+    return (bool(at_distance) and not context, int(context))
+
+
+def file_for(aset, at_distance: bool = False, context: int = 0) -> pathlib.Path:
     """Returns where an attention set's affinities live (named for the attention file they were read beside)."""
-    return aset.path / f"{PREFIX}{AT_DISTANCE if at_distance else ''}{aset.stamp()}.safetensors"
+    named = f"{IN_CONTEXT}{int(context)}-" if context else AT_DISTANCE if at_distance else ""
+    return aset.path / f"{PREFIX}{named}{aset.stamp()}.safetensors"
 
 
 def ensure(aset) -> pathlib.Path:
@@ -39,7 +48,7 @@ def ensure(aset) -> pathlib.Path:
     problem = kept_problem(aset)
     if problem is None:
         return path
-    if problem not in (_MISSING, _NOT_AT_DISTANCE):
+    if problem not in (_MISSING, _NOT_AT_DISTANCE, _NOT_IN_CONTEXT):
         warnings.warn(f"the affinities beside {aset.path} are damaged ({problem}); reading them again",
                       stacklevel=2)
     ids = aset.meta.get("token_ids")
@@ -54,16 +63,26 @@ def ensure(aset) -> pathlib.Path:
     found = reading.vectors(loaded, vocab)
     turns = rotary.read(loaded, max(len(sentence) for sentence in ids))
     n_layers, n_heads = found.q.shape[1], found.q.shape[2]
-    meta = {"model": str(aset.model), "n_heads": str(n_heads), "at_distance": "1" if turns else "0"}
+    meta = {"model": str(aset.model), "n_heads": str(n_heads), "at_distance": "1" if turns else "0",
+            "contexts": str(contexts.MAX)}
 
-    def tensors(with_turns):
-        return {f"s{s}": np.stack([found.matrix([index[int(t)] for t in sentence], layer, head, with_turns)
+    def tensors(vectors, rows, with_turns, gaps=None):
+        return {f"s{s}": np.stack([vectors.matrix(rows[s], layer, head, with_turns, gaps and gaps[s])
                                    for layer in range(n_layers) for head in range(n_heads)]).astype(np.float16)
-                for s, sentence in enumerate(ids)}   # (K, n, n) each
+                for s in range(len(ids))}   # (K, n, n) each
 
+    alone = [[index[int(t)] for t in sentence] for sentence in ids]
     if turns is not None:
-        _write(file_for(aset, True), tensors(turns), meta, aset)
-    _write(path, tensors(None), meta, aset)   # last: a whole first file says the other is whole too
+        _write(file_for(aset, True), tensors(found, alone, turns), meta, aset)
+    start = reading.start_ids(loaded.tokenizer)
+    read = [[contexts.readings([int(i) for i in sentence], c, start) for sentence in ids] for c in range(1, contexts.MAX + 1)]
+    unique = list(dict.fromkeys(r for per_c in read for sentence in per_c for r in sentence))
+    at = {r: i for i, r in enumerate(unique)}
+    beside = reading.read_ids(loaded, [list(r) for r in unique])   # every context at once: one pass per length
+    for c, per_c in enumerate(read, start=1):
+        _write(file_for(aset, context=c), tensors(beside, [[at[r] for r in sentence] for sentence in per_c], turns,
+                                                  [contexts.gaps(sentence) for sentence in per_c]), meta, aset)
+    _write(path, tensors(found, alone, None), meta, aset)   # last: a whole first file says the others are whole too
     return path
 
 
@@ -95,7 +114,18 @@ def kept_problem(aset) -> str | None:
     if problem is None and has_distance(path):
         far = file_for(aset, True)
         problem = _problem(far, len(aset.tokens)) if far.is_file() else _NOT_AT_DISTANCE
+    for c in range(1, contexts_kept(path) + 1):
+        if problem is None:
+            beside = file_for(aset, context=c)
+            problem = _problem(beside, len(aset.tokens)) if beside.is_file() else _NOT_IN_CONTEXT
     return problem
+
+
+def contexts_kept(path: pathlib.Path) -> int:
+    """Returns how many tokens of context a whole affinity file says its set has files for (one kept before
+    they were: as many as a new one has, so they are read)."""
+    checked = _CHECKED.get(path)
+    return contexts.MAX if checked is None else int(checked[1].get("contexts", contexts.MAX))
 
 
 def has_distance(path: pathlib.Path) -> bool:
@@ -144,21 +174,23 @@ def preload(aset_dir: pathlib.Path) -> bool:
     path = file_for(aset)
     if not path.is_file() or _problem(path, len(aset.tokens)):
         return False   # nothing kept beside the set (or damaged): what programs ask is read off the model
-    far = file_for(aset, True)
-    kinds = [(False, path)] + ([(True, far)] if has_distance(path) and far.is_file()
-                               and not _problem(far, len(aset.tokens)) else [])
-    for at_distance, file in kinds:
+    kinds = [(kind(), path)] + ([(kind(True), file_for(aset, True))] if has_distance(path) else []) \
+        + [(kind(context=c), file_for(aset, context=c)) for c in range(1, contexts_kept(path) + 1)]
+    for which, file in kinds:
+        if not file.is_file() or _problem(file, len(aset.tokens)):
+            continue
         for s, tokens in enumerate(aset.tokens):
-            _SETS[(str(aset.model), tuple(tokens), at_distance)] = (file, f"s{s}", int(aset.meta["n_heads"]))
+            _SETS[(str(aset.model), tuple(tokens), which)] = (file, f"s{s}", int(aset.meta["n_heads"]))
     return True
 
 
-def at_distance_kept(aset_dir: pathlib.Path) -> bool:
-    """Returns whether this process was handed affinities at distance for the set (its model is rotary)."""
+def at_distance_kept(aset_dir: pathlib.Path, context: int = 0) -> bool:
+    """Returns whether this process was handed affinities at distance for the set (its model is rotary), or
+    with `context`, those of each token read beside that many before it."""
     from evo import attention_set
 
     aset = attention_set.AttentionSet.load(pathlib.Path(aset_dir))
-    return bool(aset.tokens) and (str(aset.model), tuple(aset.tokens[0]), True) in _SETS
+    return bool(aset.tokens) and (str(aset.model), tuple(aset.tokens[0]), kind(not context, context)) in _SETS
 
 
 def stored(aset, count: int) -> list[np.ndarray] | None:
@@ -177,15 +209,15 @@ def stored(aset, count: int) -> list[np.ndarray] | None:
 
 
 def for_sentences(sentences: list[list[str]], model: str, layer: int, head: int,
-                  at_distance: bool = False) -> list[np.ndarray]:
+                  at_distance: bool = False, context: int = 0) -> list[np.ndarray]:
     """Returns head `layer`.`head` of `model`'s affinity on each sentence (float64 (n, n)), at each pair's
-    distance apart if asked: from a set this process was handed, or read off the model (loaded once per
-    process) for text no set holds."""
-    out = []
+    distance apart if asked, or with each token read beside `context` tokens before it: from a set this process
+    was handed, or read off the model (loaded once per process) for text no set holds."""
+    out, which = [], kind(at_distance, context)
     for tokens in sentences:
-        held = _SETS.get((model, tuple(tokens), bool(at_distance)))
+        held = _SETS.get((model, tuple(tokens), which))
         if held is None:
-            out.append(_live(model).matrix(list(tokens), layer, head, bool(at_distance)))
+            out.append(_live(model).matrix(list(tokens), layer, head, *which))
             continue
         path, key, n_heads = held
         if path not in _HANDLES:

@@ -19,12 +19,14 @@ class Vectors:
     scaling: np.ndarray    # (L,)
     softcap: list          # per layer: the soft cap of its scores, or None
 
-    def matrix(self, rows: list[int], layer: int, head: int, turns: "rotary.Turns | None" = None) -> np.ndarray:
+    def matrix(self, rows: list[int], layer: int, head: int, turns: "rotary.Turns | None" = None,
+               gap: np.ndarray | None = None) -> np.ndarray:
         """Returns head `layer`.`head`'s affinity between the tokens at `rows` of these vectors: (n, n); with
-        `turns`, each pair at its distance apart in the sentence (rows in sentence order)."""
+        `turns`, each pair at its distance apart in the sentence (rows in sentence order; `gap`: how far each
+        query is turned, where the rows were read at different positions)."""
         groups = self.q.shape[2] // self.k.shape[2]
         q, k = self.q[rows, layer, head], self.k[rows, layer, head // groups]   # (n, d) each
-        products = turns.at_distance(q, k, layer) if turns is not None else q @ k.T
+        products = turns.at_distance(q, k, layer, gap) if turns is not None else q @ k.T
         scores = products * float(self.scaling[layer])
         cap = self.softcap[layer]
         return np.tanh(scores / cap) * cap if cap else scores
@@ -33,6 +35,13 @@ class Vectors:
 def vectors(loaded, ids: list, batch_size: int = 64) -> Vectors:
     """Returns the query and key of each token read alone, every layer, from the loaded model: a token id, or
     a tuple of ids (a text the vocabulary has no one token for, read to its last piece)."""
+    start = start_ids(loaded.tokenizer)
+    return read_ids(loaded, [start + ([int(i)] if isinstance(i, (int, np.integer)) else [int(j) for j in i]) for i in ids],
+                batch_size)
+
+
+def read_ids(loaded, inputs: list[list[int]], batch_size: int = 64) -> Vectors:
+    """Returns the query and key at the last position of each input (a whole sequence of ids), every layer."""
     import torch
 
     from evo import substitute
@@ -48,8 +57,6 @@ def vectors(loaded, ids: list, batch_size: int = 64) -> Vectors:
         return eager(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, softcap=softcap,
                      **kwargs)
 
-    start = start_ids(loaded.tokenizer)
-    inputs = [start + ([int(i)] if isinstance(i, (int, np.integer)) else [int(j) for j in i]) for i in ids]
     by_length: dict[int, list[int]] = {}   # one length a batch: no padding
     for r, row in enumerate(inputs):
         by_length.setdefault(len(row), []).append(r)
@@ -85,10 +92,16 @@ class Live:
         self.found: Vectors | None = None
         self.turns: rotary.Turns | None | bool = None   # False: the model has none
         self._by_text: dict[str, int] | None = None
+        self.beside: dict = {}   # a reading (the ids a token is read beside) -> its row in `found_beside`
+        self.found_beside: Vectors | None = None
 
-    def matrix(self, tokens: list[str], layer: int, head: int, at_distance: bool = False) -> np.ndarray:
+    def matrix(self, tokens: list[str], layer: int, head: int, at_distance: bool = False,
+               context: int = 0) -> np.ndarray:
         """Returns the head's affinity on one sentence's tokens, reading tokens not seen before alone; with
-        `at_distance`, each pair at its distance apart (UserError for a model with no rotary embedding)."""
+        `at_distance`, each pair at its distance apart (UserError for a model with no rotary embedding); with
+        `context`, each token beside that many before it (evo.affinity.context)."""
+        if context:
+            return self._in_context(tokens, layer, head, context)
         turns = self._turns(len(tokens)) if at_distance else None
         ids = self.ids(tokens)
         new = list(dict.fromkeys(i for i in ids if i not in self.rows))
@@ -101,11 +114,29 @@ class Live:
         check(layer, head, self.found.q.shape[1], self.found.q.shape[2])
         return self.found.matrix([self.rows[t] for t in ids], layer, head, turns).astype(np.float64)
 
-    def _turns(self, length: int) -> rotary.Turns:
+    def _in_context(self, tokens: list[str], layer: int, head: int, context: int) -> np.ndarray:
+        from evo.affinity import context as contexts
+
+        ids = [i if isinstance(i, tuple) else (i,) for i in self.ids(tokens)]   # a token's pieces, read to the last
+        start = start_ids(self.loaded.tokenizer)
+        read = [sum(r, ()) for r in contexts.readings(ids, context, [(i,) for i in start])]
+        new = list(dict.fromkeys(r for r in read if r not in self.beside))
+        if new:
+            more = read_ids(self.loaded, [list(r) for r in new])
+            self.beside.update({r: len(self.beside) + n for n, r in enumerate(new)})
+            self.found_beside = more if self.found_beside is None else Vectors(
+                np.concatenate([self.found_beside.q, more.q]), np.concatenate([self.found_beside.k, more.k]),
+                more.scaling, more.softcap)
+        check(layer, head, self.found_beside.q.shape[1], self.found_beside.q.shape[2])
+        turns = self._turns(len(tokens), needed=False)
+        return self.found_beside.matrix([self.beside[r] for r in read], layer, head, turns or None,
+                                        contexts.gaps(read)).astype(np.float64)
+
+    def _turns(self, length: int, needed: bool = True) -> rotary.Turns:
         """Returns the model's rotations for at least `length` positions (read again, longer, as needed)."""
         if self.turns is None or (self.turns and self.turns.length < length):
             self.turns = rotary.read(self.loaded, max(length, 2 * (self.turns.length if self.turns else 64))) or False
-        if not self.turns:
+        if not self.turns and needed:
             raise UserError(f"{self.loaded.name} has no rotary position embedding: affinity_at_distance "
                             "needs one (affinity reads the tokens alone)")
         return self.turns

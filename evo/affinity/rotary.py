@@ -30,13 +30,14 @@ class Turns:
     def length(self) -> int:
         return int(self.cos.shape[1])
 
-    def at_distance(self, q: np.ndarray, k: np.ndarray, layer: int) -> np.ndarray:
-        """Returns (n, n): the products of each query (n, d) turned by i - j with each key (n, d); a key after
-        its query (an encoder's) is turned the other way."""
+    def at_distance(self, q: np.ndarray, k: np.ndarray, layer: int, gap: np.ndarray | None = None) -> np.ndarray:
+        """Returns (n, n): the products of each query (n, d) turned by i - j (or by `gap` (n, n)) with each key
+        (n, d); a key after its query (an encoder's) is turned the other way."""
         n, r = len(q), self.cos.shape[2]
-        if n > self.length:
-            raise ValueError(f"rotations were read for {self.length} positions, not {n}")
-        gap = np.subtract.outer(np.arange(n), np.arange(n))                      # (n, n) i - j
+        if gap is None:
+            gap = np.subtract.outer(np.arange(n), np.arange(n))                  # (n, n) i - j
+        if np.abs(gap).max(initial=0) >= self.length:
+            raise ValueError(f"rotations were read for {self.length} positions, not {np.abs(gap).max() + 1}")
         cos, sin = self.cos[layer][np.abs(gap)], self.sin[layer][np.abs(gap)] * np.sign(gap)[..., None]
         head, tail = q[:, :r], q[:, r:]                                          # rotary part, the rest
         turned = head[:, None, :] * cos + _rotate_half(head)[:, None, :] * sin   # (n, n, r)

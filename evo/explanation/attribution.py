@@ -25,7 +25,7 @@ TERM_FAMILIES = {
     "part of speech": ("key_is", "query_is", "pos_pair", "nouns", "verbs", "previous_noun", "previous_verb",
                        "pos_matrix"),
     "which token": ("key_weight", "key_after"),
-    "content": ("affinity", "affinity_at_distance"),   # the head's affinity between tokens read alone (evo.affinity)
+    "content": ("affinity", "affinity_at_distance", "affinity_in_context"),   # the head's affinity (evo.affinity)
     "syntax": ("head_matrix", "grandparent_matrix", "sibling_matrix", "chunk_matrix", "clause_matrix", "key_dep",
                "dependent_matrix"),
     "invented terms": (),   # the program's own helpers, found in each program (`_defined`)

@@ -104,8 +104,8 @@ def _execute(source: str, sentences, limits: Limits, start: float) -> Outcome:
     if affinity.uses(source):
         try:
             fields["affinity"] = [[model, layer, head, [m.round(5).tolist() for m in affinity.for_sentences(
-                                       fields["sentences"], model, layer, head, far)], far]
-                                  for model, layer, head, far in affinity.calls(source)]
+                                       fields["sentences"], model, layer, head, far, context)], far, context]
+                                  for model, layer, head, far, context in affinity.calls(source)]
         except (UserError, ValueError, IndexError, SyntaxError, RecursionError) as err:
             return Outcome(False, None, f"affinity: {err}", time.perf_counter() - start)
     request = json.dumps(fields).encode()

@@ -220,13 +220,14 @@ def _hand_over(sentences, annotations, affinities=None) -> None:
     prelude_content._KNOWN.clear()
     for tokens, a in zip(sentences, annotations or ()):
         prelude_linguistic.provide(tokens, prelude_linguistic.Annotation.from_json(a))
-    for model, layer, head, per_sentence, *far in affinities or ():
+    for model, layer, head, per_sentence, *which in affinities or ():
+        far, context = (list(which) + [False, 0][len(which):])[:2]
         for tokens, values in zip(sentences, per_sentence):
-            prelude_content.provide(tokens, model, layer, head, values, bool(far and far[0]))
+            prelude_content.provide(tokens, model, layer, head, values, bool(far), int(context))
 
 
-def _unread(tokens, model, layer, head, at_distance=False):
-    said = "affinity at distance" if at_distance else "affinity"
+def _unread(tokens, model, layer, head, at_distance=False, context=0):
+    said = f"affinity in context {context}" if context else "affinity at distance" if at_distance else "affinity"
     raise LookupError(f"no {said} of {model} {layer}.{head} was handed over for this sentence")
 
 

@@ -62,6 +62,8 @@ class Settings:
                                   # read alone (evo.affinity); runs made before it resume without
     at_distance: bool = False     # ... at each pair's distance apart, where the model is rotary (evo.affinity.rotary);
                                   # runs made before it resume with the tokens alone
+    context: bool = False         # ... grown a step at a time, each token read beside more before it
+                                  # (evo.affinity.context); runs made before it resume without
     mutate_weights: dict = dataclasses.field(default_factory=lambda: dict(MUTATE_WEIGHTS))
     crossover_weights: dict = dataclasses.field(default_factory=lambda: dict(CROSSOVER_WEIGHTS))
 

@@ -50,7 +50,7 @@ class FitEdits(scored_edits.ScoredEdits, term_edits.TermEdits):
         """Drops the terms the head can do without: greedily, refitting after each, within `prune_loss` IoU."""
         heads = request.targets()
         source = request.parents[0].source
-        problem = self._own_terms(self._scored_problem(), self.fitter.sample, heads)
+        problem = self._own_terms(self._scored_problem(), self.fitter.sample, request)
         terms = scored_text.read(source, problem) if "softmax_rows(scores)" in source else None
         if terms:
             return self._prune_scored(problem, terms, heads)

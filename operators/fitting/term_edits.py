@@ -91,7 +91,7 @@ class TermEdits:
         """Returns the child that uses the proposed terms (up to KEPT) that each add MIN_GAIN IoU on held-out rows
         to the fit with those kept before them."""
         heads = request.targets()
-        problem, target = self._head_problem(heads)   # measured against the head's own table, all it weighs
+        problem, target = self._head_problem(request)   # measured against the head's own table, all it weighs
         sample, fixed = self._wide_sample, len(self._base_wide().keys)
         sentence = np.repeat(np.arange(len(sample.lengths)), sample.lengths)       # (R,) each row's sentence
         finding, held = sentence % 2 == 0, sentence % 2 == 1

@@ -63,8 +63,9 @@ SCORES_DOC = "- Score terms to weight and add inside `softmax_rows`: `steps_back
     "own token, `key_after(tokens, {...})` by the token before it; `query_is(tokens, \"NOUN\") * (1.4 * key_is(tokens, \"DET\") + ...)` scores " \
     "what one kind of query word looks at; `query_weight(tokens, {\",\": 1.5}) * sink(tokens)` which queries lean on a pattern; " \
     "`affinity(tokens, \"gemma-3-270m\", 0, 3)` the head's own score on the tokens' identities alone, " \
-    "`affinity_at_distance(tokens, \"gemma-3-270m\", 0, 3)` the same at each pair's distance apart (a rotary model's; " \
-    "the model, layer and head written as constants)"
+    "`affinity_at_distance(tokens, \"gemma-3-270m\", 0, 3)` the same at each pair's distance apart (a rotary model's), " \
+    "`affinity_in_context(tokens, \"gemma-3-270m\", 6, 2, 1)` with each token read beside the 1 to 3 tokens before it " \
+    "(the model, layer, head and context written as constants)"
 
 
 def prelude_doc() -> str:

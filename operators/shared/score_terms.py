@@ -64,6 +64,13 @@ def affinity_at_distance(model: str, layer: int, head: int) -> Feature:
                  model, layer, head)
 
 
+def affinity_in_context(model: str, layer: int, head: int, context: int) -> Feature:
+    """Returns the head's own affinity with each token read beside the `context` tokens before it (evo.affinity)."""
+    before = "the token" if context == 1 else f"the {context} tokens"
+    return _call("affinity_in_context", f"on the keys this head favours for the two tokens, each read beside {before} "
+                 "before it", model, layer, head, context)
+
+
 def conditioned(query: str, key: Feature) -> Feature:
     """Returns the key term restricted to queries whose word is a `query` part of speech."""
     return Feature(f'query_is(tokens, "{query}") * {key.expr}', f"from {article(query)}: {key.meaning}", True,
