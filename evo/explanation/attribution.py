@@ -5,7 +5,8 @@ dropping a family sets the weights of its terms to zero (for a softmax of scores
 counts; for a mix, the part is gone and the rest renormalised). Terms conditioned on the query's
 word (`query_is(tokens, "NOUN") * (...)`) belong to `part of speech` as a whole; the terms a run invented
 (private functions the program defines and calls, evo.terms) are the family `invented terms`; the head's
-affinity between tokens read alone (evo.affinity), at their distance apart or not, is `content`. The program with
+affinity (evo.affinity: tokens read alone, at their distance apart or not, or each beside the few before it) is
+`content`. The program with
 a family dropped runs in the sandbox like any program; its IoU against the head on the same text,
 taken from the whole program's, is what the family is worth.
 """
