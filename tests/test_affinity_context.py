@@ -147,4 +147,8 @@ def test_a_search_grows_a_heads_context_a_step_at_a_time_and_only_where_the_run_
     second = child(first.source, context=True)
     assert f"affinity_in_context(tokens, {model!r}, 2, 1, 2)" in second.source
     assert second.meta["fit_iou"] > first.meta["fit_iou"]
+    first_layer = base.Request("mutate", (base.Parent("p", seed, np.zeros(k_all), 5),), (1,), 1)
+    plain = symbolic.SymbolicOperator(_only("fit_wide", affinity=True, at_distance=True, context=True),
+                                      aset_path=aset.path).vary([first_layer])[0]
+    assert "affinity_in_context" not in plain.source   # a first layer reads no context: none offered
     assert sandbox.run(second.source, [list(t) for t in aset.tokens]).ok

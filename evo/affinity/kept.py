@@ -42,8 +42,9 @@ def file_for(aset, at_distance: bool = False, context: int = 0) -> pathlib.Path:
 
 
 def ensure(aset) -> pathlib.Path:
-    """Returns the attention set's affinity file, reading every token of the set alone (one model load) if it,
-    or the file at distance its model has, is missing; raises UserError when the set's model cannot be loaded."""
+    """Returns the attention set's affinity file, reading every token of the set alone and in each context (one
+    model load) if it, the file at distance its model has, or a context's file is missing; raises UserError when
+    the set's model cannot be loaded."""
     path = file_for(aset)
     problem = kept_problem(aset)
     if problem is None:
@@ -75,13 +76,13 @@ def ensure(aset) -> pathlib.Path:
     if turns is not None:
         _write(file_for(aset, True), tensors(found, alone, turns), meta, aset)
     start = reading.start_ids(loaded.tokenizer)
-    read = [[contexts.readings([int(i) for i in sentence], c, start) for sentence in ids] for c in range(1, contexts.MAX + 1)]
-    unique = list(dict.fromkeys(r for per_c in read for sentence in per_c for r in sentence))
-    at = {r: i for i, r in enumerate(unique)}
-    beside = reading.read_ids(loaded, [list(r) for r in unique])   # every context at once: one pass per length
-    for c, per_c in enumerate(read, start=1):
-        _write(file_for(aset, context=c), tensors(beside, [[at[r] for r in sentence] for sentence in per_c], turns,
-                                                  [contexts.gaps(sentence) for sentence in per_c]), meta, aset)
+    for c in range(1, contexts.MAX + 1):   # one context at a time: its vectors only are held (a reading a token)
+        read = [contexts.readings([int(i) for i in sentence], c, start) for sentence in ids]
+        at = {r: i for i, r in enumerate(dict.fromkeys(r for sentence in read for r in sentence))}
+        beside = reading.read_ids(loaded, [list(r) for r in at])
+        _write(file_for(aset, context=c), tensors(beside, [[at[r] for r in sentence] for sentence in read], turns,
+                                                  [contexts.gaps(sentence) for sentence in read]), meta, aset)
+        del beside
     _write(path, tensors(found, alone, None), meta, aset)   # last: a whole first file says the others are whole too
     return path
 

@@ -143,7 +143,7 @@ class ScoredEdits:
         read = self._context_read(request, model, head) if most else 0
         own = [score_terms.affinity_in_context(model, *head, read) if read else
                score_terms.affinity_at_distance(model, *head) if far else score_terms.affinity(model, *head)]
-        if read < most:
+        if read < most and head[0] > 0:   # a first layer reads no context: its step would be the same values
             own.append(score_terms.affinity_in_context(model, *head, read + 1))
         return problem.extended(sample, own)
 
