@@ -72,3 +72,15 @@ def calls(source: str) -> list[tuple[str, int, int, bool, int]]:
     if len(found) > MAX_HEADS:
         raise ValueError(f"a program may read the affinity of {MAX_HEADS} heads at most, not {len(found)}")
     return found
+
+
+def context_read(sources: list[str], model: str, layer: int, head: int) -> int:
+    """Returns the most context any of these programs reads head `layer`.`head`'s affinity in (0: none; a program
+    whose calls cannot be read counts as none)."""
+    found = [0]
+    for source in sources:
+        try:
+            found += [c[4] for c in (calls(source) if uses(source) else []) if c[:3] == (model, layer, head)]
+        except (ValueError, SyntaxError, RecursionError):
+            continue
+    return max(found)

@@ -140,26 +140,14 @@ class ScoredEdits:
             self._affinity_of = (str(aset.model), int(aset.meta["n_heads"]), far, max(kept, default=0))
         model, n_heads, far, most = self._affinity_of
         head = divmod(int(heads[0]), n_heads)
-        read = self._context_read(request, model, head) if most else 0
+        from evo import affinity
+
+        read = affinity.context_read([p.source for p in request.parents], model, *head) if most else 0
         own = [score_terms.affinity_in_context(model, *head, read) if read else
                score_terms.affinity_at_distance(model, *head) if far else score_terms.affinity(model, *head)]
         if read < most and head[0] > 0:   # a first layer reads no context: its step would be the same values
             own.append(score_terms.affinity_in_context(model, *head, read + 1))
         return problem.extended(sample, own)
-
-    @staticmethod
-    def _context_read(request: base.Request, model: str, head: tuple[int, int]) -> int:
-        """Returns the most context the request's parents read the head's affinity in (0: none)."""
-        from evo import affinity
-
-        found = [0]
-        for parent in request.parents:
-            try:
-                calls = affinity.calls(parent.source) if affinity.uses(parent.source) else []
-            except (ValueError, SyntaxError, RecursionError):
-                continue
-            found += [c[4] for c in calls if (c[0], c[1], c[2]) == (model, *head)]
-        return max(found)
 
     def _wide_problem(self) -> scored.Problem:
         """Returns the score terms on the wide fits' larger sample (`wide_sentences`), the library among them."""
