@@ -108,9 +108,7 @@ class Live:
         if new:
             more = vectors(self.loaded, new)
             self.rows.update({t: len(self.rows) + r for r, t in enumerate(new)})
-            self.found = more if self.found is None else Vectors(
-                np.concatenate([self.found.q, more.q]), np.concatenate([self.found.k, more.k]),
-                self.found.scaling, self.found.softcap)
+            self.found = _joined(self.found, more)
         check(layer, head, self.found.q.shape[1], self.found.q.shape[2])
         return self.found.matrix([self.rows[t] for t in ids], layer, head, turns).astype(np.float64)
 
@@ -124,9 +122,7 @@ class Live:
         if new:
             more = read_ids(self.loaded, [list(r) for r in new])
             self.beside.update({r: len(self.beside) + n for n, r in enumerate(new)})
-            self.found_beside = more if self.found_beside is None else Vectors(
-                np.concatenate([self.found_beside.q, more.q]), np.concatenate([self.found_beside.k, more.k]),
-                more.scaling, more.softcap)
+            self.found_beside = _joined(self.found_beside, more)
         check(layer, head, self.found_beside.q.shape[1], self.found_beside.q.shape[2])
         turns = self._turns(len(tokens), needed=False)
         return self.found_beside.matrix([self.beside[r] for r in read], layer, head, turns or None,
@@ -168,6 +164,13 @@ class Live:
         if not pieces:
             raise UserError(f"affinity: {token!r} gives no token of {self.loaded.name}'s vocabulary")
         return pieces
+
+
+def _joined(found: Vectors | None, more: Vectors) -> Vectors:
+    """Returns the vectors read so far with more of them after (rows in reading order)."""
+    if found is None:
+        return more
+    return Vectors(np.concatenate([found.q, more.q]), np.concatenate([found.k, more.k]), found.scaling, found.softcap)
 
 
 def check(layer: int, head: int, n_layers: int, n_heads: int) -> None:
